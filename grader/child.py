@@ -1,0 +1,132 @@
+"""What runs inside a grading child: load the student's function, run its scenarios,
+return plain outputs. Nothing here compares or scores; the parent does that.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+import traceback
+from pathlib import Path
+
+import torch
+
+from . import EXERCISES
+from .scenarios import SCENARIOS
+
+# Names a student's module may use besides its own exercise; when one exercise is
+# graded they are bound to the reference, so a mistake costs points in one place only.
+REFERENCE_NAMES = tuple(EXERCISES) + ("generate_and_print_sample", "generate_text_simple")
+MAX_TENSOR_ELEMENTS = 2_000_000
+
+
+class NotImplementedYet(Exception):
+    """The exercise is missing or still raises NotImplementedError."""
+
+
+class LoadError(Exception):
+    """The student's file could not be imported; the message says why."""
+
+
+def load_module(path: Path, module_name: str):
+    """Import a student's file as a fresh module. Raises LoadError with a one-line reason."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise LoadError(f"syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
+    except BaseException as exc:  # import-time code of any kind: a crash, exit, interrupt
+        raise LoadError(f"importing {path.name} raised {error_line(exc)}") from None
+    return module
+
+
+def load_student_function(source, exercise: str):
+    """The student's function for ``exercise``, with other exercise names bound to the reference."""
+    import reference
+
+    module = source.load_module(exercise)
+    fn = getattr(module, exercise, None)
+    if not callable(fn):
+        raise NotImplementedYet(f"{exercise} is not defined")
+    for name in REFERENCE_NAMES:
+        if name != exercise and name in module.__dict__:
+            module.__dict__[name] = getattr(reference, name)
+    return fn
+
+
+def error_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit (sys.exit({exc.code!r}) was called)"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {message}"[:300] if message else exc.__class__.__name__
+
+
+def reset_global_state():
+    """Undo what earlier code may have changed: seeds, dtype, grad mode, determinism."""
+    torch.manual_seed(123)
+    random.seed(123)
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
+    torch.autograd.set_detect_anomaly(False)
+
+
+def plain(value, depth=0):
+    """Outputs as plain data that ``torch.load(weights_only=True)`` reads back safely."""
+    if depth > 12:
+        return {"__object__": "nesting", "repr": "too deeply nested"}
+    if isinstance(value, torch.Tensor):
+        if value.numel() > MAX_TENSOR_ELEMENTS:
+            return {"__object__": "Tensor", "repr": f"tensor of shape {tuple(value.shape)} (too large to compare)"}
+        return value.detach().to("cpu").clone()
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return plain(value.item(), depth + 1)
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, depth + 1) for v in list(value)[:10_000]]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {str(k): plain(v, depth + 1) for k, v in list(value.items())[:1000]}
+    return {"__object__": type(value).__name__, "repr": repr(value)[:200]}
+
+
+def run_scenarios(exercise: str, fn, ctx) -> dict:
+    """Run every scenario of ``exercise`` on ``fn``; errors are recorded, never raised.
+
+    Raises:
+        NotImplementedYet: the first scenario raised NotImplementedError.
+    """
+    outputs = {}
+    for name, scenario in SCENARIOS[exercise].items():
+        reset_global_state()
+        try:
+            outputs[name] = plain(scenario(fn, ctx))
+        except NotImplementedError:
+            if not outputs:
+                raise NotImplementedYet(f"{exercise} still raises NotImplementedError") from None
+            outputs[name] = {"__error__": "NotImplementedError", "message": ""}
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they cost this scenario only
+            outputs[name] = {
+                "__error__": exc.__class__.__name__,
+                "message": error_line(exc),
+                "traceback": "".join(traceback.format_exception(exc))[-4000:],
+            }
+    return outputs
+
+
+def grade_in_child(source, exercise: str, ctx) -> dict:
+    """The whole child's work for one exercise: ``{"status": ..., "outputs"/"message": ...}``."""
+    try:
+        fn = load_student_function(source, exercise)
+        return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx)}
+    except NotImplementedYet as exc:
+        return {"status": "not_implemented", "message": str(exc)}
+    except LoadError as exc:
+        return {"status": "load_error", "message": str(exc)}

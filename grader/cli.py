@@ -1,0 +1,219 @@
+"""``python -m grader``: grade the chapter-5 exercises.
+
+Exit status: 0 when every graded exercise gets full marks, 1 otherwise, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+from . import EXERCISES
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+SUBCOMMANDS = ("regen", "make-exercises")
+
+
+class UsageError(Exception):
+    """Printed as one line; exit 2."""
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Grade the chapter-5 exercises against the reference. "
+                    f"Other commands: {', '.join(SUBCOMMANDS)} (python -m grader COMMAND --help).",
+    )
+    p.add_argument("exercises", nargs="*", metavar="EXERCISE",
+                   help="exercises to grade (default: all); see --list")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--solutions", action="store_true", help="grade solutions/ (the instructor's check)")
+    what.add_argument("--submission", type=Path, metavar="FILE.py",
+                      help="grade one .py file that defines any of the exercise functions")
+    what.add_argument("--exercises-dir", type=Path, metavar="DIR",
+                      help="grade another folder laid out like exercises/")
+    p.add_argument("--list", action="store_true", help="list the exercises and their points")
+    p.add_argument("--hint", metavar="EXERCISE", help="print the hints for one exercise")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where the scenarios run (default cpu; auto picks cuda when available)")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text for people; json is Gradescope's results.json")
+    p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="time limit per exercise in seconds (default 60)")
+    p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
+                   help="memory limit per exercise in MiB, above the grader's own (default 2048)")
+    p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="all hints, what your code printed, and tracebacks")
+    return p
+
+
+def check_exercise_name(name: str) -> str:
+    if name in EXERCISES:
+        return name
+    close = difflib.get_close_matches(name, EXERCISES, n=1)
+    suggestion = f": did you mean {close[0]}?" if close else f" (one of: {', '.join(EXERCISES)})"
+    raise UsageError(f"unknown exercise {name!r}{suggestion}")
+
+
+def list_exercises() -> str:
+    from .grading import check_definitions
+
+    defs = check_definitions()
+    width = max(map(len, EXERCISES))
+    lines = []
+    for i, name in enumerate(EXERCISES, 1):
+        spec = defs[name]
+        points = sum(c["points"] for c in spec["checks"])
+        lines.append(f"{i}. {name:<{width}}  {points:>2} points  section {spec['section']:<6} {spec['summary']}")
+    return "\n".join(lines) + "\n"
+
+
+def hints(name: str) -> str:
+    from .grading import check_definitions
+
+    spec = check_definitions()[check_exercise_name(name)]
+    lines = [f"{name} (section {spec['section']}): {spec['summary']}"]
+    for check in spec["checks"]:
+        lines.append(f"- {check['what']}\n  hint: {check['hint']}")
+    return "\n".join(lines) + "\n"
+
+
+def open_source(args):
+    from .sources import ExercisesDir, SourceError, open_submission
+
+    try:
+        if args.solutions:
+            return ExercisesDir(KIT_ROOT / "solutions", "solutions/")
+        if args.submission:
+            return open_submission(args.submission)
+        if args.exercises_dir:
+            if not args.exercises_dir.is_dir():
+                raise UsageError(f"{args.exercises_dir} is not a folder")
+            return ExercisesDir(args.exercises_dir, str(args.exercises_dir))
+        return ExercisesDir(KIT_ROOT / "exercises", "exercises/")
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_output_path(path: Path | None, source) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder: name a file")
+    source_path = getattr(source, "path", None)
+    if source_path is not None and path.resolve() == Path(source_path).resolve():
+        raise UsageError(f"--output {path} is the submission itself: name another file")
+    if not path.parent.exists():
+        raise UsageError(f"--output {path}: folder {path.parent} does not exist")
+
+
+def verify_kit_data() -> None:
+    from reference import DataFileError, verify_all_data
+
+    from .context import EXPECTED_DIR
+
+    try:
+        verify_all_data()
+    except DataFileError as exc:
+        raise UsageError(str(exc)) from None
+    missing = [e for e in EXERCISES if not (EXPECTED_DIR / f"{e}.pt").is_file()]
+    if missing or not (EXPECTED_DIR / "fixtures.pt").is_file():
+        raise UsageError(f"expected values missing in {EXPECTED_DIR}: run `python -m grader regen`")
+
+
+def write_report(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+
+
+def grade_command(argv) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        sys.stdout.write(list_exercises())
+        return 0
+    if args.hint:
+        sys.stdout.write(hints(args.hint))
+        return 0
+    exercises = [check_exercise_name(n) for n in dict.fromkeys(args.exercises)] or list(EXERCISES)
+    if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
+        raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    source = open_source(args)
+    check_output_path(args.output, source)
+    verify_kit_data()
+
+    from .report import RENDERERS
+    from .runner import grade, resolve_device
+    from .sandbox import Limits
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs)
+    write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
+    if args.output is not None:
+        print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)
+    return 0 if report.full_marks else 1
+
+
+def regen_command(argv) -> int:
+    argparse.ArgumentParser(prog="python -m grader regen",
+                            description="Recompute grader/expected/ from the reference (about a minute).").parse_args(argv)
+    verify_kit_data_files_only()
+    from .expected import regenerate
+
+    regenerate()
+    return 0
+
+
+def verify_kit_data_files_only() -> None:
+    from reference import DataFileError, verify_all_data
+
+    try:
+        verify_all_data()
+    except DataFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def make_exercises_command(argv) -> int:
+    p = argparse.ArgumentParser(prog="python -m grader make-exercises",
+                                description="Write exercises/ from solutions/ (solution regions become stubs).")
+    p.add_argument("--check", action="store_true", help="only report files that differ; exit 1 if any")
+    p.add_argument("--force", action="store_true", help="replace exercises/ files that differ (loses edits)")
+    args = p.parse_args(argv)
+    from .generate import GenerateError, drift, write_exercises
+
+    try:
+        if args.check:
+            stale = drift()
+            for name in stale:
+                print(f"exercises/{name} differs from what solutions/ generates")
+            return 1 if stale else 0
+        kept = write_exercises(force=args.force)
+    except GenerateError as exc:
+        raise UsageError(str(exc)) from None
+    return 1 if kept else 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"regen": regen_command, "make-exercises": make_exercises_command}
+    try:
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
+        return grade_command(argv)
+    except UsageError as exc:
+        print(f"python -m grader: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m grader: interrupted", file=sys.stderr)
+        return 130

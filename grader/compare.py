@@ -1,0 +1,230 @@
+"""Comparisons of a student's output with the frozen reference output (parent process only).
+
+Each comparator returns ``None`` when the check passes, else a short sentence of
+what was expected and what came. Student values arrive as plain data loaded with
+``torch.load(weights_only=True)``; an error a function raised arrives as
+``{"__error__": type name, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+NUMBER = re.compile(r"-?\d+\.\d+|nan|inf")
+
+
+def is_error(value) -> bool:
+    return isinstance(value, dict) and "__error__" in value
+
+
+def describe(value, limit=80) -> str:
+    """A short, readable rendering of any output value."""
+    if is_error(value):
+        return f"{value['__error__']}: {value.get('message', '')}"[:limit]
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0:
+            return f"tensor({value.item():.6g})"
+        shape = "x".join(str(n) for n in value.shape)
+        data = value.flatten()[:6].tolist()
+        more = ", ..." if value.numel() > 6 else ""
+        return f"tensor of shape ({shape}) {str(value.dtype).replace('torch.', '')} {data}{more}"[:limit]
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_name(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def _close(actual: float, expected: float, atol: float, rtol: float) -> bool:
+    if math.isnan(expected):
+        return math.isnan(actual)
+    return abs(actual - expected) <= atol + rtol * abs(expected)
+
+
+def compare_tensor(actual, expected, check) -> str | None:
+    if not isinstance(actual, torch.Tensor):
+        return f"expected a tensor of shape {tuple(expected.shape)}, got {type_name(actual)}: {describe(actual)}"
+    if actual.shape != expected.shape:
+        return f"expected shape {tuple(expected.shape)}, got shape {tuple(actual.shape)}"
+    dtype = check.get("dtype")
+    if dtype and str(actual.dtype) != f"torch.{dtype}":
+        return f"expected dtype {dtype}, got {str(actual.dtype).replace('torch.', '')}"
+    try:
+        torch.testing.assert_close(
+            actual.to(expected.dtype), expected,
+            atol=check.get("atol", 0.0), rtol=check.get("rtol", 0.0), equal_nan=True,
+        )
+    except AssertionError:
+        return f"expected {describe(expected)}, got {describe(actual)}"
+    return None
+
+
+def as_number(value):
+    """A Python number, or None when ``value`` is not a number or 0-dim/1-element tensor."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
+        return float(value.item())
+    return None
+
+
+def compare_number(actual, expected, check) -> str | None:
+    wanted_type = check.get("type")
+    number = as_number(actual)
+    if number is None:
+        return f"expected a number close to {describe(expected)}, got {type_name(actual)}: {describe(actual)}"
+    if wanted_type == "float" and not isinstance(actual, (float, int)):
+        return f"expected a Python float, got {type_name(actual)} (use .item())"
+    if wanted_type == "tensor" and not (isinstance(actual, torch.Tensor) and actual.dim() == 0):
+        return f"expected a 0-dim tensor, got {type_name(actual)}"
+    target = as_number(expected)
+    if not _close(number, target, check.get("atol", 0.0), check.get("rtol", 0.0)):
+        return f"expected {target:.6g}, got {number:.6g}"
+    return None
+
+
+def compare_floats(actual, expected, check) -> str | None:
+    if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
+        return f"expected {len(expected)} numbers {describe(list(expected))}, got {type_name(actual)}: {describe(actual)}"
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        number = as_number(a)
+        if number is None:
+            return f"item {i}: expected a number, got {type_name(a)}"
+        if not _close(number, as_number(e), check.get("atol", 0.0), check.get("rtol", 0.0)):
+            return f"item {i}: expected {as_number(e):.6g}, got {number:.6g} (expected {describe(list(expected))})"
+    return None
+
+
+def compare_exact(actual, expected, check) -> str | None:
+    if isinstance(actual, torch.Tensor) and not isinstance(expected, torch.Tensor):
+        actual = actual.tolist()
+    if type(actual) is not type(expected) and not (isinstance(actual, (list, tuple)) and isinstance(expected, (list, tuple))):
+        return f"expected {describe(expected)}, got {type_name(actual)}: {describe(actual)}"
+    if isinstance(expected, (list, tuple)):
+        if list(actual) != list(expected):
+            return f"expected {describe(list(expected))}, got {describe(list(actual))}"
+    elif actual != expected:
+        return f"expected {describe(expected)}, got {describe(actual)}"
+    return None
+
+
+def compare_log(actual, expected, check) -> str | None:
+    """Log lines: the same text, numbers within atol (they are printed rounded to 3 decimals)."""
+    if not isinstance(actual, list):
+        return f"expected {len(expected)} log lines, got {describe(actual)}"
+    if len(actual) != len(expected):
+        return f"expected {len(expected)} log lines, got {len(actual)}; first expected: {expected[0]!r}"
+    atol = check.get("atol", 0.0)
+    for got, want in zip(actual, expected):
+        same_text = NUMBER.sub("#", got) == NUMBER.sub("#", want)
+        numbers_close = same_text and all(
+            _close(float(g), float(w), atol, 0.0)
+            for g, w in zip(NUMBER.findall(got), NUMBER.findall(want))
+        )
+        if not numbers_close:
+            return f"expected the line {want!r}, got {got!r}"
+    return None
+
+
+# Plot checks look at the figure description made in the child (scenarios.describe_figure)
+
+
+def _matches(values, wanted, atol=1e-6):
+    return len(values) == len(wanted) and all(abs(a - b) <= atol * max(1.0, abs(b)) for a, b in zip(values, wanted))
+
+
+def _figure(actual):
+    if not isinstance(actual, dict) or not actual.get("figure"):
+        returned = actual.get("returned") if isinstance(actual, dict) else None
+        return None, f"no figure: the function returned {returned or 'nothing'} and left no current figure"
+    return actual["figure"], None
+
+
+def plot_figure(actual, expected, check):
+    return _figure(actual)[1]
+
+
+def plot_losses_vs_epochs(actual, expected, check):
+    axes, problem = _figure(actual)
+    if problem:
+        return problem
+    inputs = actual["inputs"]
+    for ax in axes:
+        visible = [line for line in ax["lines"] if line["visible"] and _matches(line["x"], inputs["epochs"])]
+        has_train = any(_matches(line["y"], inputs["train"]) for line in visible)
+        has_val = any(_matches(line["y"], inputs["val"]) for line in visible)
+        if has_train and has_val:
+            return None
+    missing = []
+    if not any(_matches(l["y"], inputs["train"]) and _matches(l["x"], inputs["epochs"]) for ax in axes for l in ax["lines"]):
+        missing.append("training losses")
+    if not any(_matches(l["y"], inputs["val"]) and _matches(l["x"], inputs["epochs"]) for ax in axes for l in ax["lines"]):
+        missing.append("validation losses")
+    what = " and ".join(missing) or "both losses on one axes"
+    return f"no visible line of the {what} against epochs_seen"
+
+
+def plot_tokens_axis(actual, expected, check):
+    axes, problem = _figure(actual)
+    if problem:
+        return problem
+    tokens = actual["inputs"]["tokens"]
+    labelled = [ax for ax in axes if ax["xlabel"].strip().lower() == "tokens seen"]
+    if not labelled:
+        return "no x-axis is labelled 'Tokens seen'"
+    if not any(_matches(line["x"], tokens) for ax in labelled for line in ax["lines"]):
+        return "the 'Tokens seen' axis has no line with tokens_seen as x values"
+    return None
+
+
+def plot_labels(actual, expected, check):
+    axes, problem = _figure(actual)
+    if problem:
+        return problem
+    xlabels = {ax["xlabel"].strip().lower() for ax in axes}
+    ylabels = {ax["ylabel"].strip().lower() for ax in axes}
+    missing = [name for name, ok in (("x-label 'Epochs'", "epochs" in xlabels), ("y-label 'Loss'", "loss" in ylabels)) if not ok]
+    return f"missing {' and '.join(missing)}" if missing else None
+
+
+COMPARATORS = {
+    "tensor": compare_tensor,
+    "number": compare_number,
+    "floats": compare_floats,
+    "exact": compare_exact,
+    "log": compare_log,
+    "plot_figure": plot_figure,
+    "plot_losses_vs_epochs": plot_losses_vs_epochs,
+    "plot_tokens_axis": plot_tokens_axis,
+    "plot_labels": plot_labels,
+}
+DIAGNOSABLE = {"tensor", "number", "floats", "exact", "log"}  # compare two values, so mistakes can match
+
+
+def pick(outputs: dict, check: dict):
+    """The output a check looks at: ``outputs[key]``, then ``[index]`` if the check has one."""
+    value = outputs[check["key"]]
+    if "index" in check and not is_error(value):
+        if not isinstance(value, (list, tuple)) or len(value) <= check["index"]:
+            return {"__error__": "WrongReturn", "message": f"expected a tuple of lists, got {describe(value)}"}
+        value = value[check["index"]]
+    return value
+
+
+def run_comparator(check, actual, expected) -> str | None:
+    if is_error(actual):
+        return f"raised {actual['__error__']}: {actual.get('message', '')}".strip()
+    try:
+        return COMPARATORS[check["compare"]](actual, expected, check)
+    except Exception as exc:  # a malformed value must fail the check, never the grader
+        return f"could not compare the output ({exc.__class__.__name__}): got {describe(actual)}"

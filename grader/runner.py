@@ -1,0 +1,78 @@
+"""Grade a source: prepare shared inputs once, fork a child per exercise, score the results."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import EXERCISES
+from .grading import ExerciseResult, Report, _unscored, check_definitions, grade_child_result
+from .sandbox import ChildResult, Limits, run_isolated
+
+NEEDS_124M = {"calc_loss_batch", "calc_loss_loader"}
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``. Raises ValueError for cuda without one.
+
+    The check uses NVML, which does not initialise CUDA in this process: the children
+    are forked from it, and a forked child cannot use CUDA initialised by its parent.
+    """
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    return name
+
+
+def prepare_parent(exercises, device: str):
+    """Everything the children share, made once: threads, plotting backend, inputs, the 124M model."""
+    os.environ["MPLBACKEND"] = "Agg"  # children never open a window, plt.show() never blocks
+    import torch
+
+    torch.set_num_threads(1)  # never start an OpenMP pool in a process that forks
+    if "plot_losses" in exercises:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401  (imported once here, not in every child)
+    from .context import Context
+
+    ctx = Context(device)
+    if NEEDS_124M & set(exercises):
+        ctx.build_model_124m()  # ~2.5 s once, shared copy-on-write by the children
+    return ctx
+
+
+def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
+          parallel: int = 2, on_done=None) -> Report:
+    """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile)."""
+    from .child import grade_in_child
+    from .context import load_expected
+
+    start = time.perf_counter()
+    limits = limits or Limits()
+    ctx = prepare_parent(exercises, device)
+    results: dict[str, ExerciseResult] = {}
+    tasks = {}
+    for exercise in exercises:
+        problem = source.static_problem(exercise)
+        if problem:  # e.g. a syntax error: nothing to run
+            spec = check_definitions()[exercise]
+            results[exercise] = ExerciseResult(exercise, spec["section"], "load_error", message=problem,
+                                               checks=_unscored(exercise, "load_error", problem))
+        else:
+            tasks[exercise] = (lambda ex: lambda: grade_in_child(source, ex, ctx))(exercise)
+
+    def finished(exercise: str, child: ChildResult):
+        results[exercise] = grade_child_result(exercise, child, load_expected(exercise))
+        if on_done:
+            on_done(results[exercise])
+
+    run_isolated(tasks, limits, parallel=parallel, limit_address_space=(device == "cpu"),
+                 on_done=finished)
+    ordered = [results[e] for e in exercises]
+    return Report(ordered, source.label, device, time.perf_counter() - start)

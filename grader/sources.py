@@ -1,0 +1,110 @@
+"""Where a student's functions come from: the exercises/ folder, or one submitted .py file.
+
+The parent only checks a source (exists, is UTF-8, parses, imports installed
+modules); its code is executed in the grading children alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from .child import LoadError, load_module
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SourceError(Exception):
+    """A submission the grader cannot take at all (exit 2); the message is one line."""
+
+
+@dataclass
+class ExercisesDir:
+    """One module per exercise: ``DIR/<exercise>.py`` defines the function of that name."""
+
+    path: Path
+    label: str = "exercises/"
+
+    def file_for(self, exercise: str) -> Path:
+        return self.path / f"{exercise}.py"
+
+    def load_module(self, exercise: str):
+        path = self.file_for(exercise)
+        if not path.is_file():
+            raise LoadError(f"{path} is missing")
+        return load_module(path, f"student_{exercise}")
+
+    def static_problem(self, exercise: str) -> str | None:
+        path = self.file_for(exercise)
+        return syntax_problem(path) if path.is_file() else None
+
+
+@dataclass
+class SubmissionFile:
+    """A single .py file defining any of the exercise functions by name."""
+
+    path: Path
+    label: str = ""
+
+    def __post_init__(self):
+        self.label = self.label or str(self.path)
+
+    def load_module(self, exercise: str):
+        return load_module(self.path, "submission")
+
+    def static_problem(self, exercise: str) -> str | None:
+        return syntax_problem(self.path)
+
+
+def read_source(path: Path) -> str:
+    """The text of a submitted file. Raises SourceError for a missing, non-file or non-UTF-8 path."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file")
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder: pass the .py file to grade")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+
+
+def syntax_problem(path: Path) -> str | None:
+    """A one-line description of a syntax error in ``path``, or None."""
+    try:
+        compile(read_source(path), str(path), "exec")
+    except SyntaxError as exc:
+        return f"syntax error in {path.name} line {exc.lineno}: {exc.msg}"
+    except SourceError as exc:
+        return str(exc)
+    return None
+
+
+def missing_imports(source: str) -> list[str]:
+    """Top-level modules a file imports that are not installed (found without running it)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return sorted(name for name in names if importlib.util.find_spec(name) is None)
+
+
+def open_submission(path: Path) -> SubmissionFile:
+    """Check a submitted .py file in the parent. Raises SourceError (exit 2)."""
+    source = read_source(path)
+    if path.suffix != ".py":
+        raise SourceError(f"{path}: expected a .py file")
+    missing = missing_imports(source)
+    if missing:
+        raise SourceError(
+            f"{path} imports {', '.join(missing)}, which is not installed here: "
+            "remove the import or install it"
+        )
+    return SubmissionFile(path)

@@ -1,0 +1,39 @@
+"""Shared fixtures for the kit's tests.
+
+The tests run from the repository root with ``python -m pytest`` without
+installing the kit, so the root is put on ``sys.path`` here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS_DATA = Path(__file__).resolve().parent / "data"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def book_values():
+    """The numbers printed in chapter 5, measured on CPU (tests/data/chapter5-book-values.json)."""
+    return json.loads((TESTS_DATA / "chapter5-book-values.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def model_124m():
+    """The book's untrained 124M model: ``torch.manual_seed(123); GPTModel(GPT_CONFIG_124M)``, eval mode.
+
+    Shared by several tests; none of them may train it or change its mode for good.
+    """
+    import torch
+
+    from reference.model import GPT_CONFIG_124M, GPTModel
+
+    torch.manual_seed(123)
+    return GPTModel(GPT_CONFIG_124M).eval()
