@@ -51,8 +51,8 @@ def load_student_function(source, exercise: str):
     fn = getattr(module, exercise, None)
     if not callable(fn):
         raise NotImplementedYet(f"{exercise} is not defined")
-    for name in REFERENCE_NAMES:
-        if name != exercise and name in module.__dict__:
+    for name in REFERENCE_NAMES:  # defined, imported or missing alike
+        if name != exercise:
             module.__dict__[name] = getattr(reference, name)
     return fn
 
@@ -113,12 +113,17 @@ def run_scenarios(exercise: str, fn, ctx) -> dict:
                 raise NotImplementedYet(f"{exercise} still raises NotImplementedError") from None
             outputs[name] = {"__error__": "NotImplementedError", "message": ""}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they cost this scenario only
-            outputs[name] = {
-                "__error__": exc.__class__.__name__,
-                "message": error_line(exc),
-                "traceback": "".join(traceback.format_exception(exc))[-4000:],
-            }
+            outputs[name] = error_record(exc)
     return outputs
+
+
+def error_record(exc: BaseException) -> dict:
+    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+        kind, message = "MemoryLimit", "ran out of memory: it allocated more than the memory limit (--memory-limit)"
+    else:
+        kind, message = exc.__class__.__name__, error_line(exc)
+    return {"__error__": kind, "message": message,
+            "traceback": "".join(traceback.format_exception(exc))[-4000:]}
 
 
 def grade_in_child(source, exercise: str, ctx) -> dict:

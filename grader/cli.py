@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import sys
 from pathlib import Path
 
 from . import EXERCISES
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
-SUBCOMMANDS = ("regen", "make-exercises")
+# Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
+# status; imported only when used. Raise cli.UsageError for a one-line error (exit 2).
+COMMANDS = {
+    "regen": "grader.cli:regen_command",
+    "make-exercises": "grader.cli:make_exercises_command",
+}
 
 
 class UsageError(Exception):
@@ -24,7 +30,7 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m grader",
         description="Grade the chapter-5 exercises against the reference. "
-                    f"Other commands: {', '.join(SUBCOMMANDS)} (python -m grader COMMAND --help).",
+                    f"Other commands: {', '.join(COMMANDS)} (python -m grader COMMAND --help).",
     )
     p.add_argument("exercises", nargs="*", metavar="EXERCISE",
                    help="exercises to grade (default: all); see --list")
@@ -38,7 +44,9 @@ def build_parser():
     p.add_argument("--hint", metavar="EXERCISE", help="print the hints for one exercise")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the scenarios run (default cpu; auto picks cuda when available)")
-    p.add_argument("--format", choices=["text", "json"], default="text",
+    from .report import RENDERERS
+
+    p.add_argument("--format", choices=list(RENDERERS), default="text",
                    help="text for people; json is Gradescope's results.json")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
@@ -206,10 +214,10 @@ def make_exercises_command(argv) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"regen": regen_command, "make-exercises": make_exercises_command}
     try:
-        if argv and argv[0] in commands:
-            return commands[argv[0]](argv[1:])
+        if argv and argv[0] in COMMANDS:
+            module_name, function = COMMANDS[argv[0]].split(":")
+            return getattr(importlib.import_module(module_name), function)(argv[1:])
         return grade_command(argv)
     except UsageError as exc:
         print(f"python -m grader: error: {exc}", file=sys.stderr)

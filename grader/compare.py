@@ -23,7 +23,7 @@ def is_error(value) -> bool:
 def describe(value, limit=80) -> str:
     """A short, readable rendering of any output value."""
     if is_error(value):
-        return f"{value['__error__']}: {value.get('message', '')}"[:limit]
+        return str(value.get("message") or value["__error__"])[:limit]
     if isinstance(value, torch.Tensor):
         if value.dim() == 0:
             return f"tensor({value.item():.6g})"
@@ -223,7 +223,8 @@ def pick(outputs: dict, check: dict):
 
 def run_comparator(check, actual, expected) -> str | None:
     if is_error(actual):
-        return f"raised {actual['__error__']}: {actual.get('message', '')}".strip()
+        message = actual.get("message") or actual["__error__"]
+        return message if actual["__error__"] in ("MemoryLimit", "Missing", "WrongReturn") else f"raised {message}"
     try:
         return COMPARATORS[check["compare"]](actual, expected, check)
     except Exception as exc:  # a malformed value must fail the check, never the grader

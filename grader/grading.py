@@ -92,14 +92,6 @@ def check_definitions() -> dict:
         return tomllib.load(f)
 
 
-def _unscored(exercise: str, status: str, message: str) -> list[CheckResult]:
-    spec = check_definitions()[exercise]
-    return [
-        CheckResult(exercise, c["id"], c["what"], 0, c["points"], message=message, hint=c.get("hint", ""))
-        for c in spec["checks"]
-    ]
-
-
 def scenario_output(outputs: dict, check: dict):
     scenario = outputs.get(check["scenario"])
     if scenario is None:
@@ -127,31 +119,26 @@ def diagnose(check: dict, actual, mistakes_spec: dict, mistake_outputs: dict) ->
     return ""
 
 
-def grade_outputs(exercise: str, outputs: dict, expected: dict) -> list[CheckResult]:
-    spec = check_definitions()[exercise]
-    results = []
-    for check in spec["checks"]:
-        actual = scenario_output(outputs, check)
-        wanted = scenario_output(expected["reference"], check)
-        message = run_comparator(check, actual, wanted)
-        result = CheckResult(exercise, check["id"], check["what"], check["points"], check["points"],
-                             hint=check.get("hint", ""))
-        if message:
-            result.points = 0
-            result.message = message
-            result.diagnosis = diagnose(check, actual, spec.get("mistakes", {}), expected.get("mistakes", {}))
-        results.append(result)
-    return results
-
-
-def grade_child_result(exercise: str, child, expected: dict) -> ExerciseResult:
-    """Score one exercise from its ChildResult (see sandbox.py)."""
-    spec = check_definitions()[exercise]
-    result = ExerciseResult(exercise, spec["section"], child.status, seconds=child.seconds, log=child.log)
-    if child.status == "ran":
-        result.status = "graded"
-        result.checks = grade_outputs(exercise, child.outputs, expected)
-    else:
-        result.message = child.message
-        result.checks = _unscored(exercise, child.status, STATUS_LINES.get(child.status, child.status))
+def evaluate_check(exercise: str, check: dict, child, expected: dict) -> CheckResult:
+    """Score one check from an exercise's ChildResult (sandbox.py) and its frozen expected outputs."""
+    result = CheckResult(exercise, check["id"], check["what"], check["points"], check["points"],
+                         hint=check.get("hint", ""))
+    if child.status != "ran":
+        result.points = 0
+        result.message = child.message or STATUS_LINES.get(child.status, child.status)
+        return result
+    actual = scenario_output(child.outputs, check)
+    message = run_comparator(check, actual, scenario_output(expected["reference"], check))
+    if message:
+        result.points = 0
+        result.message = message
+        spec = check_definitions()[exercise]
+        result.diagnosis = diagnose(check, actual, spec.get("mistakes", {}), expected.get("mistakes", {}))
     return result
+
+
+def exercise_result(exercise: str, child, checks: list[CheckResult]) -> ExerciseResult:
+    spec = check_definitions()[exercise]
+    status = "graded" if child.status == "ran" else child.status
+    message = "" if child.status == "ran" else child.message
+    return ExerciseResult(exercise, spec["section"], status, checks, message, child.seconds, child.log)

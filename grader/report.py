@@ -11,6 +11,17 @@ def _points(value: float) -> str:
     return f"{value:g}"
 
 
+def _same_problem_groups(failed):
+    """Consecutive failed checks with the same message and diagnosis, reported once."""
+    groups = []
+    for check in failed:
+        if groups and (groups[-1][0].message, groups[-1][0].diagnosis) == (check.message, check.diagnosis):
+            groups[-1].append(check)
+        else:
+            groups.append([check])
+    return groups
+
+
 def render_text(report: Report, verbose: bool = False) -> str:
     width = max(len(e.name) for e in report.exercises) if report.exercises else 10
     lines = [f"Grading {report.source} on {report.device}", ""]
@@ -29,13 +40,15 @@ def render_text(report: Report, verbose: bool = False) -> str:
             lines.append("")
             continue
         failed = [c for c in ex.checks if not c.passed]
-        for i, check in enumerate(failed):
-            lines.append(f"{ex.name} [{check.id}]: {check.what}")
-            lines.append(f"  {check.message}")
-            if check.diagnosis:
-                lines.append(f"  likely cause: {check.diagnosis}")
+        for i, group in enumerate(_same_problem_groups(failed)):
+            for check in group:
+                lines.append(f"{ex.name} [{check.id}]: {check.what}")
+            first = group[0]
+            lines.append(f"  {first.message}")
+            if first.diagnosis:
+                lines.append(f"  likely cause: {first.diagnosis}")
             if i == 0 or verbose:
-                lines.append(f"  hint: {check.hint}")
+                lines.append(f"  hint: {first.hint}")
             lines.append("")
         if verbose and failed and ex.log.strip():
             lines.append(f"{ex.name}: what your code printed:")

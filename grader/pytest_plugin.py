@@ -1,0 +1,62 @@
+"""Run the checks with pytest, in process, over the children's outputs.
+
+``run_checks`` hands pytest the test module ``check_tests.py`` and this plugin,
+which parametrizes it over the selected (exercise, check) pairs, serves the
+scoring state as the ``grading`` fixture and keeps every CheckResult. pytest's
+own reporters (``--junitxml``) then see one test case per check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from .grading import CheckResult, check_definitions, evaluate_check
+
+TEST_MODULE = Path(__file__).resolve().parent / "check_tests.py"
+
+
+class Grading:
+    """Scoring state: per exercise, the child's outcome and the frozen expected outputs."""
+
+    def __init__(self, children: dict, expected: dict):
+        self.children = children  # exercise -> ChildResult
+        self.expected = expected  # exercise -> frozen outputs
+        self.results: dict[tuple[str, str], CheckResult] = {}
+
+    def evaluate(self, exercise: str, check_id: str) -> CheckResult:
+        check = next(c for c in check_definitions()[exercise]["checks"] if c["id"] == check_id)
+        result = evaluate_check(exercise, check, self.children[exercise], self.expected[exercise])
+        self.results[(exercise, check_id)] = result
+        return result
+
+
+class CheckPlugin:
+    def __init__(self, grading: Grading):
+        self._grading = grading
+
+    @pytest.fixture
+    def grading(self):
+        return self._grading
+
+    def pytest_generate_tests(self, metafunc):
+        if {"exercise", "check_id"} <= set(metafunc.fixturenames):
+            pairs = [(ex, c["id"]) for ex in self._grading.children for c in check_definitions()[ex]["checks"]]
+            metafunc.parametrize("exercise,check_id", pairs, ids=[f"{ex}.{cid}" for ex, cid in pairs])
+
+
+def run_checks(children: dict, expected: dict, junitxml: Path | None = None) -> dict:
+    """Score ``children`` (exercise -> ChildResult) with pytest; returns (exercise, id) -> CheckResult."""
+    grading = Grading(children, expected)
+    args = [str(TEST_MODULE), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts=",
+            "-o", "junit_family=xunit2", "-o", "junit_suite_name=chapter5-grader",
+            "--rootdir", str(TEST_MODULE.parent), "-o", "python_files=check_tests.py",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    if junitxml is not None:
+        args.append(f"--junitxml={junitxml}")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        pytest.main(args, plugins=[CheckPlugin(grading)])
+    return grading.results
