@@ -13,8 +13,8 @@ def manual_cross_entropy(logits, targets):
         targets: int64 tensor ``(batch, num_tokens)`` of target token ids.
     Returns:
         0-dim float32 tensor, e.g. ``tensor(10.7940)`` for the book's untrained model.
-        It must equal ``torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())``,
-        but do not call that here: compute it step by step.
+        It equals ``torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())``;
+        here you compute it step by step to see what that function does.
 
     Steps:
         TODO 2: softmax over the vocabulary dimension -> probabilities (batch, num_tokens, vocab_size).
