@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def grade_command(argv) -> int:
     exercises = [check_exercise_name(n) for n in dict.fromkeys(args.exercises)] or list(EXERCISES)
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    if not hasattr(os, "fork"):
+        raise UsageError("the grader runs each exercise in a forked process, which needs Linux or macOS "
+                         "(on Windows, use WSL)")
     source = open_source(args)
     check_output_path(args.output, source)
     verify_kit_data()

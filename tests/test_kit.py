@@ -1,0 +1,76 @@
+"""The kit's contract: solutions get full marks, untouched stubs get zero, exercises/ is generated."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import EXERCISES
+from grader.generate import drift, stub_source, write_exercises
+from grader.grading import check_definitions
+
+KIT = Path(__file__).resolve().parent.parent
+
+
+def run_grader(*args, cwd=KIT):
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_solutions_get_full_marks_and_exit_0():
+    proc = run_grader("--solutions", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    total = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
+    assert results["score"] == results["max_score"] == total
+    assert all(t["status"] == "passed" for t in results["tests"])
+    assert {t["tags"][0] for t in results["tests"]} == set(EXERCISES)
+
+
+def test_untouched_stubs_score_zero_and_say_not_implemented():
+    proc = run_grader()
+    assert proc.returncode == 1, proc.stderr
+    table = proc.stdout.split("\n\n")[1].splitlines()
+    for exercise in EXERCISES:
+        (row,) = [line for line in table if line.split()[0] == exercise]
+        assert row.split()[1].startswith("0/") and row.endswith("not implemented yet"), row
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_exercises_are_generated_from_solutions():
+    assert drift() == [], "run `python -m grader make-exercises --force` after editing solutions/"
+
+
+def test_every_stub_raises_not_implemented():
+    for exercise in EXERCISES:
+        namespace = {}
+        exec(compile((KIT / "exercises" / f"{exercise}.py").read_text(), exercise, "exec"), namespace)
+        with pytest.raises(NotImplementedError, match="not implemented yet"):
+            namespace[exercise](*([None] * namespace[exercise].__code__.co_argcount))
+
+
+def test_make_exercises_keeps_a_students_edited_file(tmp_path):
+    write_exercises(tmp_path, log=lambda *_: None)
+    edited = tmp_path / "calc_loss_batch.py"
+    edited.write_text("# my work\n")
+    kept = write_exercises(tmp_path, log=lambda *_: None)
+    assert kept == ["calc_loss_batch.py"] and edited.read_text() == "# my work\n"
+    write_exercises(tmp_path, force=True, log=lambda *_: None)
+    assert "NotImplementedError" in edited.read_text()
+
+
+def test_a_solution_without_region_is_refused():
+    from grader.generate import GenerateError
+
+    with pytest.raises(GenerateError):
+        stub_source("def f():\n    return 1\n", "f")
+
+
+def test_every_check_has_points_and_a_hint():
+    for exercise in EXERCISES:
+        checks = check_definitions()[exercise]["checks"]
+        assert checks, exercise
+        for check in checks:
+            assert check["points"] > 0 and check["hint"].strip() and check["what"].strip(), check
