@@ -44,13 +44,22 @@ def load_module(path: Path, module_name: str):
 
 
 def load_student_function(source, exercise: str):
-    """The student's function for ``exercise``, with other exercise names bound to the reference."""
-    import reference
+    """The student's function for ``exercise``, with other exercise names bound to the reference
+    (in the student release, which has no chapter-5 reference: to the student's own, see release_mode.py)."""
+    from .release_mode import bind_own_functions, is_release
 
     module = source.load_module(exercise)
     fn = getattr(module, exercise, None)
     if not callable(fn):
         raise NotImplementedYet(f"{exercise} is not defined")
+    if str(getattr(fn, "__module__", "")).split(".")[0] in ("reference", "solutions", "grader"):
+        # the kit's own answer, imported instead of written: earns nothing
+        raise NotImplementedYet(f"{exercise} is imported from the kit ({fn.__module__}), not written")
+    if is_release():
+        bind_own_functions(source, module, exercise)
+        return fn
+    import reference
+
     for name in REFERENCE_NAMES:  # defined, imported or missing alike
         if name != exercise:
             module.__dict__[name] = getattr(reference, name)
@@ -64,13 +73,19 @@ def error_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {message}"[:300] if message else exc.__class__.__name__
 
 
-def reset_global_state():
-    """Undo what earlier code may have changed: seeds, dtype, grad mode, determinism."""
+def reset_global_state(threads: int | None = None):
+    """Undo what earlier code may have changed: seeds, dtype, default device, grad mode,
+    determinism and (when ``threads`` is given) the number of threads."""
     torch.manual_seed(123)
     random.seed(123)
     torch.set_default_dtype(torch.float32)
+    torch.set_default_device(None)
     torch.set_grad_enabled(True)
     torch.autograd.set_detect_anomaly(False)
+    if torch.are_deterministic_algorithms_enabled():  # the setter imports torch._dynamo (~2 s of CPU
+        torch.use_deterministic_algorithms(False)     # in every forked child): only when needed
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)  # more threads than cores is catastrophically slow
 
 
 def plain(value, depth=0):
@@ -80,9 +95,12 @@ def plain(value, depth=0):
     if isinstance(value, torch.Tensor):
         if value.numel() > MAX_TENSOR_ELEMENTS:
             return {"__object__": "Tensor", "repr": f"tensor of shape {tuple(value.shape)} (too large to compare)"}
-        return value.detach().to("cpu").clone()
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+        # as a plain Tensor: a subclass would not load with weights_only, nor compare honestly
+        return torch.Tensor.as_subclass(value.detach().to("cpu").clone(), torch.Tensor)
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, str):
+        return str.__str__(value)  # a plain str, also from a subclass (with its own __eq__)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -97,15 +115,17 @@ def plain(value, depth=0):
     return {"__object__": type(value).__name__, "repr": repr(value)[:200]}
 
 
-def run_scenarios(exercise: str, fn, ctx) -> dict:
+def run_scenarios(exercise: str, fn, ctx, threads: int | None = None) -> dict:
     """Run every scenario of ``exercise`` on ``fn``; errors are recorded, never raised.
+
+    ``threads``: the thread count to restore before each scenario (see reset_global_state).
 
     Raises:
         NotImplementedYet: the first scenario raised NotImplementedError.
     """
     outputs = {}
     for name, scenario in SCENARIOS[exercise].items():
-        reset_global_state()
+        reset_global_state(threads)
         try:
             outputs[name] = plain(scenario(fn, ctx))
         except NotImplementedError:
@@ -128,9 +148,10 @@ def error_record(exc: BaseException) -> dict:
 
 def grade_in_child(source, exercise: str, ctx) -> dict:
     """The whole child's work for one exercise: ``{"status": ..., "outputs"/"message": ...}``."""
+    threads = torch.get_num_threads()  # before the student's module can change it
     try:
         fn = load_student_function(source, exercise)
-        return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx)}
+        return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx, threads=threads)}
     except NotImplementedYet as exc:
         return {"status": "not_implemented", "message": str(exc)}
     except LoadError as exc:

@@ -20,6 +20,10 @@ KIT_ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {
     "regen": "grader.cli:regen_command",
     "make-exercises": "grader.cli:make_exercises_command",
+    "batch": "grader.batch:batch_command",
+    "notebook": "grader.notebook:notebook_command",
+    "gradescope": "grader.gradescope:gradescope_command",
+    "release": "grader.release:release_command",
 }
 
 
@@ -37,8 +41,9 @@ def build_parser():
                    help="exercises to grade (default: all); see --list")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--solutions", action="store_true", help="grade solutions/ (the instructor's check)")
-    what.add_argument("--submission", type=Path, metavar="FILE.py",
-                      help="grade one .py file that defines any of the exercise functions")
+    what.add_argument("--submission", type=Path, metavar="FILE",
+                      help="grade one .py file that defines any of the exercise functions, "
+                           "or a Jupyter notebook (.ipynb; its code cells run in order)")
     what.add_argument("--exercises-dir", type=Path, metavar="DIR",
                       help="grade another folder laid out like exercises/")
     p.add_argument("--list", action="store_true", help="list the exercises and their points")
@@ -48,7 +53,8 @@ def build_parser():
     from .report import RENDERERS
 
     p.add_argument("--format", choices=list(RENDERERS), default="text",
-                   help="text for people; json is Gradescope's results.json")
+                   help="text for people; json is Gradescope's results.json; exercism is Exercism's "
+                        "results.json v3 with points (GitHub Classroom); junit is JUnit XML")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
@@ -57,6 +63,8 @@ def build_parser():
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="all hints, what your code printed, and tracebacks")
+    p.add_argument("--watch", action="store_true",
+                   help="keep running: grade again each time an exercise file is saved (Ctrl-C stops)")
     return p
 
 
@@ -96,6 +104,8 @@ def open_source(args):
 
     try:
         if args.solutions:
+            if not (KIT_ROOT / "solutions").is_dir():
+                raise UsageError("--solutions: there is no solutions/ here (the student release has none)")
             return ExercisesDir(KIT_ROOT / "solutions", "solutions/")
         if args.submission:
             return open_submission(args.submission)
@@ -144,6 +154,8 @@ def write_report(text: str, output: Path | None) -> None:
 
 
 def grade_command(argv) -> int:
+    if os.environ.get("CH5_GRADER_IN_NOTEBOOK"):  # set by grader/notebook.py in a grading child
+        raise UsageError("started from a notebook cell that is being graded: grading does not nest")
     args = build_parser().parse_args(argv)
     if args.list:
         sys.stdout.write(list_exercises())
@@ -154,6 +166,8 @@ def grade_command(argv) -> int:
     exercises = [check_exercise_name(n) for n in dict.fromkeys(args.exercises)] or list(EXERCISES)
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    if args.watch and (args.output is not None or args.format != "text"):
+        raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
     if not hasattr(os, "fork"):
         raise UsageError("the grader runs each exercise in a forked process, which needs Linux or macOS "
                          "(on Windows, use WSL)")
@@ -170,6 +184,10 @@ def grade_command(argv) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
+    if args.watch:
+        from .watch import watch
+
+        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
     report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs)
     write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
@@ -220,6 +238,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in COMMANDS:
+            from .release_mode import KIT_ONLY_COMMANDS, is_release
+
+            if is_release() and argv[0] in KIT_ONLY_COMMANDS:
+                raise UsageError(f"'{argv[0]}' is not part of the student release: {KIT_ONLY_COMMANDS[argv[0]]}")
             module_name, function = COMMANDS[argv[0]].split(":")
             return getattr(importlib.import_module(module_name), function)(argv[1:])
         return grade_command(argv)

@@ -170,6 +170,13 @@ def plot_losses_vs_epochs(actual, expected, check):
         missing.append("training losses")
     if not any(_matches(l["y"], inputs["val"]) and _matches(l["x"], inputs["epochs"]) for ax in axes for l in ax["lines"]):
         missing.append("validation losses")
+    if len(missing) == 1:  # one series drawn twice instead of both once?
+        drawn = "train" if missing[0] == "validation losses" else "val"
+        twice = sum(_matches(l["y"], inputs[drawn]) and _matches(l["x"], inputs["epochs"]) for ax in axes for l in ax["lines"])
+        if twice >= 2:
+            name = {"train": "training", "val": "validation"}[drawn]
+            return (f"the {name} losses are drawn twice against epochs_seen and the {missing[0]} not at all: "
+                    f"plot {'val_losses' if drawn == 'train' else 'train_losses'} in one of the two calls")
     what = " and ".join(missing) or "both losses on one axes"
     return f"no visible line of the {what} against epochs_seen"
 
@@ -219,6 +226,26 @@ def pick(outputs: dict, check: dict):
             return {"__error__": "WrongReturn", "message": f"expected a tuple of lists, got {describe(value)}"}
         value = value[check["index"]]
     return value
+
+
+def _kind(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return "tensor"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "number"
+    return type(value).__name__
+
+
+def same_output(check, actual, other) -> bool:
+    """Whether two outputs for ``check`` are the same for diagnosis: the same exception type
+    for errors; else equal within the check's tolerance, and of the same kind (tensor or
+    Python number) where the check asks for a type."""
+    if is_error(actual) or is_error(other):
+        return is_error(actual) and is_error(other) and actual["__error__"] == other["__error__"]
+    if "type" in check and _kind(actual) != _kind(other):
+        return False
+    loose = {k: v for k, v in check.items() if k != "type"}
+    return run_comparator(loose, actual, other) is None
 
 
 def run_comparator(check, actual, expected) -> str | None:

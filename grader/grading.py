@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compare import DIAGNOSABLE, is_error, pick, run_comparator
+from .compare import DIAGNOSABLE, is_error, pick, run_comparator, same_output
 
 CHECKS_FILE = Path(__file__).resolve().parent / "checks.toml"
 
@@ -103,20 +103,35 @@ def scenario_output(outputs: dict, check: dict):
     return pick(scenario, check)
 
 
-def diagnose(check: dict, actual, mistakes_spec: dict, mistake_outputs: dict) -> str:
-    """The message of the first known mistake whose output matches the student's."""
+def diagnose(exercise: str, check: dict, actual, outputs: dict, expected: dict) -> str:
+    """The message of the known mistake (mistakes.py) that explains a failed check, or "".
+
+    A mistake is a candidate when its frozen output for ``check`` matches the student's
+    ``actual`` (compare.same_output). It is ruled out when, on any diagnosable check of the
+    exercise where the mistake's output differs from the reference, the student's output
+    differs from the mistake's: then the student made some other mistake. Of the candidates
+    left, the one that shows on the most checks wins; ties go to the order of mistakes.py.
+    """
     if check["compare"] not in DIAGNOSABLE:
         return ""
-    loose = {k: v for k, v in check.items() if k != "type"}  # a mistake may differ in type only
-    for mistake_id, outputs in mistake_outputs.items():
-        mistaken = scenario_output(outputs, check)
-        if is_error(actual) or is_error(mistaken):
-            same = is_error(actual) and is_error(mistaken) and actual["__error__"] == mistaken["__error__"]
+    spec = check_definitions()[exercise]
+    checks = [c for c in spec["checks"] if c["compare"] in DIAGNOSABLE]
+    best, best_shown = "", -1
+    for mistake_id, mistake_outputs in expected.get("mistakes", {}).items():
+        if not same_output(check, actual, scenario_output(mistake_outputs, check)):
+            continue
+        shown = 0
+        for other in checks:
+            mistaken = scenario_output(mistake_outputs, other)
+            if run_comparator(other, mistaken, scenario_output(expected["reference"], other)) is None:
+                continue  # this mistake does not change this check's output
+            if not same_output(other, scenario_output(outputs, other), mistaken):
+                break  # the student's output is not this mistake's
+            shown += 1
         else:
-            same = run_comparator(loose, actual, mistaken) is None
-        if same:
-            return mistakes_spec.get(mistake_id, "")
-    return ""
+            if shown > best_shown:
+                best, best_shown = spec.get("mistakes", {}).get(mistake_id, ""), shown
+    return best
 
 
 def evaluate_check(exercise: str, check: dict, child, expected: dict) -> CheckResult:
@@ -132,8 +147,7 @@ def evaluate_check(exercise: str, check: dict, child, expected: dict) -> CheckRe
     if message:
         result.points = 0
         result.message = message
-        spec = check_definitions()[exercise]
-        result.diagnosis = diagnose(check, actual, spec.get("mistakes", {}), expected.get("mistakes", {}))
+        result.diagnosis = diagnose(exercise, check, actual, child.outputs, expected)
     return result
 
 

@@ -54,6 +54,11 @@ def _(token_ids, tokenizer):
     return tokenizer.decode(token_ids.squeeze(0)[:-1].tolist())
 
 
+@mistake("token_ids_to_text", "drops_first_token")
+def _(token_ids, tokenizer):
+    return tokenizer.decode(token_ids.squeeze(0)[1:].tolist())
+
+
 @mistake("token_ids_to_text", "squeeze_all")
 def _(token_ids, tokenizer):
     return tokenizer.decode(token_ids.squeeze().tolist())
@@ -81,6 +86,11 @@ def _(logits, targets):
     return -torch.mean(_target_log_probas(torch.softmax(logits, dim=1), targets))
 
 
+@mistake("manual_cross_entropy", "softmax_batch_dim")
+def _(logits, targets):
+    return -torch.mean(_target_log_probas(torch.softmax(logits, dim=0), targets))
+
+
 @mistake("manual_cross_entropy", "no_log")
 def _(logits, targets):
     probas = torch.softmax(logits, dim=-1)
@@ -101,6 +111,12 @@ def _(input_batch, target_batch, model, device):
     return torch.nn.functional.cross_entropy(logits, target_batch.to(device))
 
 
+@mistake("calc_loss_batch", "targets_unflattened")
+def _(input_batch, target_batch, model, device):
+    logits = model(input_batch.to(device))
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.to(device))
+
+
 @mistake("calc_loss_batch", "inputs_as_targets")
 def _(input_batch, target_batch, model, device):
     input_batch = input_batch.to(device)
@@ -112,6 +128,11 @@ def _(input_batch, target_batch, model, device):
 def _(input_batch, target_batch, model, device):
     logits = model(input_batch.to(device))
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.to(device).T.flatten())
+
+
+@mistake("calc_loss_batch", "hard_coded")
+def _(input_batch, target_batch, model, device):
+    return torch.tensor(10.7940, requires_grad=True)
 
 
 @mistake("calc_loss_batch", "item")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -50,13 +51,40 @@ class CheckPlugin:
 
 def run_checks(children: dict, expected: dict, junitxml: Path | None = None) -> dict:
     """Score ``children`` (exercise -> ChildResult) with pytest; returns (exercise, id) -> CheckResult."""
-    grading = Grading(children, expected)
-    args = [str(TEST_MODULE), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts=",
+    return run_grading(Grading(children, expected), junitxml)
+
+
+def run_grading(grading: Grading, junitxml: Path | None = None) -> dict:
+    """Run check_tests.py with pytest over the checks of ``grading.children``; returns ``grading.results``.
+
+    ``junitxml``: a path for pytest's own JUnit XML reporter (report.render_junit replays
+    a finished Report through here with a Grading whose evaluate() returns its results).
+    """
+    # no:unraisableexception: its gc.collect() passes over the big heap (torch, the 124M model)
+    # cost ~0.9 s per grading; the checks create no objects that could raise at collection.
+    args = [str(TEST_MODULE), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:unraisableexception",
+            "-o", "addopts=",
             "-o", "junit_family=xunit2", "-o", "junit_suite_name=chapter5-grader",
             "--rootdir", str(TEST_MODULE.parent), "-o", "python_files=check_tests.py",
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if junitxml is not None:
         args.append(f"--junitxml={junitxml}")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            _no_plugin_autoload():
         pytest.main(args, plugins=[CheckPlugin(grading)])
     return grading.results
+
+
+@contextlib.contextmanager
+def _no_plugin_autoload():
+    """Only pytest's own plugins: installed ones may write files (pytest-benchmark makes a
+    .benchmarks folder in the working directory) or change how the checks run."""
+    old = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = old

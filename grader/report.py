@@ -1,4 +1,5 @@
-"""Render a grading Report: plain text for students, results.json for Gradescope."""
+"""Render a grading Report: plain text for students, results.json for Gradescope, Exercism v3
+results.json (GitHub Classroom), JUnit XML (pytest's own reporter)."""
 
 from __future__ import annotations
 
@@ -32,11 +33,10 @@ def render_text(report: Report, verbose: bool = False) -> str:
     lines += [f"  {'Total':<{width}}  {total:>6}", ""]
 
     for ex in report.exercises:
-        if ex.status == "not_implemented":
+        if ex.status == "not_implemented" and "imported" not in ex.message:
             continue  # the table already says "not implemented yet"
-        if ex.status != "graded":
+        if ex.status != "graded":  # the message says what stopped it; a check's hint would not help
             lines.append(f"{ex.name}: {ex.message or ex.status_line}")
-            lines.append(f"  hint: {ex.checks[0].hint}" if ex.checks else "")
             lines.append("")
             continue
         failed = [c for c in ex.checks if not c.passed]
@@ -95,4 +95,103 @@ def render_json(report: Report) -> str:
     return json.dumps(gradescope_results(report), indent=2, ensure_ascii=False) + "\n"
 
 
-RENDERERS = {"text": render_text, "json": lambda report, verbose=False: render_json(report)}
+# Exercise statuses in which none of its checks could run (Exercism's "error").
+ERROR_STATUSES = ("load_error", "timeout", "memory", "crashed")
+EXERCISM_OUTPUT_LIMIT = 500  # characters, per the Exercism test runner interface
+EXERCISM_TRUNCATED = "Output was truncated. Please limit to 500 chars"
+
+
+def _failure_text(ex, check) -> str:
+    parts = [ex.message or check.message]
+    if check.diagnosis:
+        parts.append(f"likely cause: {check.diagnosis}")
+    parts.append(f"hint: {check.hint}")
+    return "\n".join(p for p in parts if p)
+
+
+def _exercism_output(log: str) -> str | None:
+    log = log.strip()
+    if not log:
+        return None
+    if len(log) <= EXERCISM_OUTPUT_LIMIT:
+        return log
+    return log[: EXERCISM_OUTPUT_LIMIT - len(EXERCISM_TRUNCATED) - 1] + "\n" + EXERCISM_TRUNCATED
+
+
+def exercism_results(report: Report) -> dict:
+    """Exercism's test runner results.json, version 3, with GitHub Classroom's points.
+
+    One test per check, in the chapter's order; ``task_id`` is the exercise's number
+    (1 = text_to_token_ids ... 8 = plot_losses). A test's status is ``pass``, ``fail``,
+    or ``error`` when its exercise could not run at all (load error, time or memory limit,
+    crash). The top-level status is ``error`` only when no exercise could run, with a
+    ``message`` saying why. ``output`` is what the exercise's code printed (at most 500
+    characters). ``score``/``max_score`` per test and overall are the points that GitHub
+    Classroom's grading reporter adds up.
+    """
+    from . import EXERCISES
+
+    tests = []
+    for ex in report.exercises:
+        task_id = EXERCISES.index(ex.name) + 1 if ex.name in EXERCISES else None
+        output = _exercism_output(ex.log)
+        for check in ex.checks:
+            status = "pass" if check.passed else ("error" if ex.status in ERROR_STATUSES else "fail")
+            test = {"name": f"{ex.name}: {check.what}", "status": status,
+                    "message": None if check.passed else _failure_text(ex, check)}
+            if output is not None:
+                test["output"] = output
+            if task_id is not None:
+                test["task_id"] = task_id
+            test["score"] = check.points
+            test["max_score"] = check.max_points
+            tests.append(test)
+    if report.full_marks and tests:
+        status, message = "pass", None
+    elif report.exercises and all(ex.status in ERROR_STATUSES for ex in report.exercises):
+        status = "error"
+        message = "\n".join(f"{ex.name}: {ex.message or ex.status_line}" for ex in report.exercises)
+    else:
+        status, message = "fail", None
+    return {"version": 3, "status": status, "message": message, "tests": tests,
+            "score": report.score, "max_score": report.max_score}
+
+
+def render_exercism(report: Report, verbose: bool = False) -> str:
+    return json.dumps(exercism_results(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_junit(report: Report, verbose: bool = False) -> str:
+    """JUnit XML written by pytest's own reporter (``--junitxml``, family xunit2).
+
+    The report's check results are replayed through the same pytest run that scores
+    them (grader/check_tests.py): one ``testcase`` per check, named
+    ``test_check[EXERCISE.CHECK_ID]``, a ``failure`` with the check's message when it
+    failed; the ``testsuite`` is named chapter5-grader.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from .pytest_plugin import Grading, run_grading
+
+    class Replay(Grading):
+        def __init__(self):
+            super().__init__({ex.name: None for ex in report.exercises}, {})
+            self._done = {(c.exercise, c.id): c for ex in report.exercises for c in ex.checks}
+
+        def evaluate(self, exercise, check_id):
+            self.results[(exercise, check_id)] = self._done[(exercise, check_id)]
+            return self.results[(exercise, check_id)]
+
+    with tempfile.TemporaryDirectory(prefix="grader-junit-") as tmp:
+        path = Path(tmp) / "junit.xml"
+        run_grading(Replay(), junitxml=path)
+        return path.read_text(encoding="utf-8")
+
+
+RENDERERS = {
+    "text": render_text,
+    "json": lambda report, verbose=False: render_json(report),
+    "exercism": render_exercism,
+    "junit": render_junit,
+}

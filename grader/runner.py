@@ -48,6 +48,8 @@ def prepare_parent(exercises, device: str):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401  (imported once here, not in every child)
+    if "train_model_simple" in exercises:
+        import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s once here, not per child)
     from .context import Context
 
     ctx = Context(device)
@@ -65,12 +67,24 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     run as pytest tests (pytest_plugin.py); ``junitxml`` names a JUnit XML file for
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
     """
-    from .child import grade_in_child
-    from .context import load_expected
-
     start = time.perf_counter()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device)
+    children, tasks = plan(source, exercises, ctx)
+    children.update(run_isolated(tasks, limits, parallel=parallel,
+                                 limit_address_space=limit_address_space(device), on_done=on_done))
+    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
+
+
+def limit_address_space(device: str) -> bool:
+    return device == "cpu" and sys.platform.startswith("linux")
+
+
+def plan(source, exercises, ctx) -> tuple[dict, dict]:
+    """``(children, tasks)``: ChildResults known without running anything (a syntax error),
+    and exercise -> the work of its grading child (for sandbox.run_isolated)."""
+    from .child import grade_in_child
+
     children: dict[str, ChildResult] = {}
     tasks = {}
     for exercise in exercises:
@@ -79,8 +93,13 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
             children[exercise] = ChildResult("load_error", message=problem)
         else:
             tasks[exercise] = (lambda ex: lambda: grade_in_child(source, ex, ctx))(exercise)
-    children.update(run_isolated(tasks, limits, parallel=parallel,
-                                 limit_address_space=(device == "cpu" and sys.platform.startswith("linux")), on_done=on_done))
+    return children, tasks
+
+
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:
+    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent)."""
+    from .context import load_expected
+
     children = {e: children[e] for e in exercises}
     expected = {e: load_expected(e) for e in exercises}
     checks = run_checks(children, expected, junitxml=junitxml)
@@ -88,4 +107,4 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])
         for e in exercises
     ]
-    return Report(ordered, source.label, device, time.perf_counter() - start)
+    return Report(ordered, label, device, seconds)

@@ -14,6 +14,7 @@ import io
 import os
 import resource
 import select
+import shutil
 import signal
 import sys
 import tempfile
@@ -58,7 +59,7 @@ def _vm_bytes() -> int:
         return int(f.read().split()[0]) * PAGE
 
 
-def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool) -> None:
+def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, workdir: str) -> None:
     """Body of a forked child. Never returns."""
     code = 0
     try:
@@ -72,7 +73,6 @@ def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool) 
         os.dup2(log.fileno(), 2)
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
         sys.stderr = sys.stdout
-        workdir = tempfile.mkdtemp(prefix="grader-")
         os.chdir(workdir)  # files a student writes land here, not in the kit or their folder
         if limit_address_space:
             limit = _vm_bytes() + limits.memory_mb * 2**20
@@ -105,6 +105,7 @@ class _Job:
     size: int = 0
     peak_rss: int = 0
     ended: str = ""  # why the parent ended it, if it did
+    workdir: str = ""  # the child's cwd, removed when it has ended
 
 
 def _kill(job: _Job) -> None:
@@ -116,6 +117,7 @@ def _kill(job: _Job) -> None:
 
 
 def _start(key: str, work, limits: Limits, limit_address_space: bool) -> _Job:
+    workdir = tempfile.mkdtemp(prefix="grader-")
     read_fd, write_fd = os.pipe()
     base_rss = _rss_bytes(os.getpid())
     sys.stdout.flush()
@@ -123,14 +125,19 @@ def _start(key: str, work, limits: Limits, limit_address_space: bool) -> _Job:
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child_main(work, write_fd, limits, limit_address_space)
+        _child_main(work, write_fd, limits, limit_address_space, workdir)
     os.close(write_fd)
-    return _Job(key, pid, read_fd, time.perf_counter(), base_rss)
+    return _Job(key, pid, read_fd, time.perf_counter(), base_rss, workdir=workdir)
 
 
 def _finish(job: _Job, limits: Limits) -> ChildResult:
     os.close(job.fd)
     _, status = os.waitpid(job.pid, 0)
+    try:  # what the child left running in its process group (DataLoader workers, a stray fork) ends too
+        os.killpg(job.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    shutil.rmtree(job.workdir, ignore_errors=True)
     seconds = time.perf_counter() - job.started
     peak = max(job.peak_rss, job.base_rss) / 2**20
     if job.ended == "timeout":
@@ -214,4 +221,5 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 os.waitpid(job.pid, 0)
             except OSError:
                 pass
+            shutil.rmtree(job.workdir, ignore_errors=True)
     return results

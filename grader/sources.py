@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .child import LoadError, load_module
@@ -26,6 +26,9 @@ class ExercisesDir:
 
     path: Path
     label: str = "exercises/"
+
+    def __post_init__(self):
+        self.path = Path(self.path).resolve()  # the children run in a temp dir
 
     def file_for(self, exercise: str) -> Path:
         return self.path / f"{exercise}.py"
@@ -50,12 +53,53 @@ class SubmissionFile:
 
     def __post_init__(self):
         self.label = self.label or str(self.path)
+        self.path = Path(self.path).resolve()  # the children run in a temp dir
 
     def load_module(self, exercise: str):
         return load_module(self.path, "submission")
 
     def static_problem(self, exercise: str) -> str | None:
         return syntax_problem(self.path)
+
+
+@dataclass
+class NotebookFile:
+    """A Jupyter notebook: each grading child runs its code cells in order in a fresh module
+    (grader/notebook.py); the cells are read and checked once, in the parent."""
+
+    path: Path
+    cells: list = field(default_factory=list)  # notebook.CodeCell
+    label: str = ""
+
+    def __post_init__(self):
+        self.label = self.label or str(self.path)
+        self.path = Path(self.path).resolve()
+
+    def load_module(self, exercise: str):
+        from .notebook import load_notebook_module
+
+        return load_notebook_module(self.path, self.cells, exercise)
+
+    def static_problem(self, exercise: str) -> str | None:
+        return None  # a failing cell is reported by the child, the way "Run all" meets it
+
+
+def open_notebook(path: Path) -> NotebookFile:
+    """Read and check a submitted notebook in the parent. Raises SourceError (exit 2) for a
+    file that is not a valid notebook or whose code imports a module not installed here."""
+    from .notebook import NotebookError, read_code_cells
+
+    try:
+        cells = read_code_cells(read_source(path), path)
+    except NotebookError as exc:
+        raise SourceError(str(exc)) from None
+    missing = sorted({name for cell in cells if not cell.skipped for name in missing_imports(cell.source)})
+    if missing:
+        raise SourceError(
+            f"{path} imports {', '.join(missing)}, which is not installed here: "
+            "remove the import or install it"
+        )
+    return NotebookFile(path, cells)
 
 
 def read_source(path: Path) -> str:
@@ -96,8 +140,10 @@ def missing_imports(source: str) -> list[str]:
     return sorted(name for name in names if importlib.util.find_spec(name) is None)
 
 
-def open_submission(path: Path) -> SubmissionFile:
-    """Check a submitted .py file in the parent. Raises SourceError (exit 2)."""
+def open_submission(path: Path) -> SubmissionFile | NotebookFile:
+    """Check a submitted .py file (or .ipynb notebook) in the parent. Raises SourceError (exit 2)."""
+    if Path(path).suffix == ".ipynb":
+        return open_notebook(Path(path))
     source = read_source(path)
     if path.suffix != ".py":
         raise SourceError(f"{path}: expected a .py file")

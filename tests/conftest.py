@@ -37,3 +37,16 @@ def model_124m():
 
     torch.manual_seed(123)
     return GPTModel(GPT_CONFIG_124M).eval()
+
+
+@pytest.fixture(scope="session")
+def grading_ctx():
+    """The grader's shared inputs, made once per session (``runner.prepare_parent`` for every
+    exercise on the CPU; it sets ``torch.set_num_threads(1)`` and MPLBACKEND=Agg here).
+
+    Tests that grade in-process pass it on: ``runner.grade(source, ctx=grading_ctx)``.
+    """
+    from grader import EXERCISES
+    from grader.runner import prepare_parent
+
+    return prepare_parent(EXERCISES, "cpu")

@@ -1,0 +1,461 @@
+"""``python -m grader release --output DIR``: write the kit as students get it.
+
+The release holds:
+
+- ``exercises/``: the stubs, generated from ``solutions/`` as ``make-exercises``
+  does, except that an exercise using another one imports the student's own
+  (``from exercises.calc_loss_batch import calc_loss_batch``), and the book's
+  given ``generate_and_print_sample`` (not an exercise) is written into the
+  train_model_simple stub, calling the student's text_to_token_ids and
+  token_ids_to_text;
+- ``grader/`` without the error model (mistakes.py: its outputs are frozen in
+  grader/expected/), regen, make-exercises and this command, plus the marker
+  ``grader/RELEASE`` that switches the grader to release mode (release_mode.py);
+- ``grader/expected/``: the frozen expected values made by ``python -m grader regen``,
+  copied byte for byte;
+- ``reference/`` with the earlier chapters only: data.py (chapter 2), model.py
+  (chapters 3-4) and, from run.py, the loaders of section 5.1.3 (``make_loaders``);
+- ``data/``, a README for students and a pyproject.toml.
+
+No solutions/, no reference/pretraining.py. Before the release is moved into
+place, every text file of it is searched for the lines of the solution regions and
+of the chapter-5 reference functions (``leaked_lines``); any hit stops the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import builtins
+import hashlib
+import keyword
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import EXERCISES
+from .cli import UsageError
+from .generate import REGION, GenerateError, stub_source
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+GRADER_DIR = KIT_ROOT / "grader"
+# instructor-only modules: the error model, regen, make-exercises, release
+GRADER_EXCLUDED = {"mistakes.py", "expected.py", "generate.py", "release.py"}
+# chapter-5 functions the book gives (not exercises): written into the stubs that use them
+GIVEN_FUNCTIONS = ("generate_and_print_sample",)
+# reference modules of the earlier chapters, shipped as they are
+REFERENCE_SHIPPED = ("data.py", "model.py")
+# from reference/run.py, what the grader's scenarios use (the loaders of section 5.1.3)
+RUN_KEPT = ("UsageError", "make_loaders")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+
+OWN_IMPORTS_COMMENT = (
+    "# Your own earlier exercises: the grader runs this one with them too, so a\n"
+    "# mistake in one of them can also cost points here. Get them right first.\n"
+)
+GIVEN_COMMENT = (
+    "# Given code from the book (section 5.2), not an exercise: it prints a sample\n"
+    "# with your text_to_token_ids and token_ids_to_text.\n"
+)
+
+
+# Exercises ------------------------------------------------------------------
+
+
+def _reference_module_names() -> set[str]:
+    """Names the release's ``reference`` package exports (chapters 2-4)."""
+    names = set()
+    for module in REFERENCE_SHIPPED:
+        tree = ast.parse((KIT_ROOT / "reference" / module).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def given_function(name: str) -> tuple[str, set[str]]:
+    """The source of a given chapter-5 function from reference/pretraining.py, and the
+    global names it uses."""
+    text = (KIT_ROOT / "reference" / "pretraining.py").read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    if node is None:
+        raise GenerateError(f"reference/pretraining.py has no function {name}")
+    params = {a.arg for a in node.args.args + node.args.kwonlyargs}
+    assigned = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return ast.get_source_segment(text, node) + "\n", used - params - assigned - set(dir(builtins))
+
+
+def import_lines(names, exercise: str, reference_names: set[str]) -> tuple[list[str], list[str]]:
+    """Import statements for ``names`` in the release: ``(third-party, kit)``; the kit's
+    import the exercises from the student's own modules."""
+    lines, from_reference = [], []
+    for name in sorted(names, key=lambda n: (EXERCISES.index(n) if n in EXERCISES else 99, n)):
+        if name == "torch":
+            continue
+        if name in EXERCISES:
+            if name == exercise:
+                raise GenerateError(f"solutions/{exercise}.py imports {exercise} from reference")
+            lines.append(f"from exercises.{name} import {name}\n")
+        elif name in reference_names:
+            from_reference.append(name)
+        else:
+            raise GenerateError(f"solutions/{exercise}.py needs {name}, which the release's reference does not have")
+    if from_reference:
+        lines.append(f"from reference import {', '.join(from_reference)}\n")
+    return ["import torch\n"] if "torch" in names else [], lines
+
+
+def release_exercise_source(solution_source: str, exercise: str, keep_solution: bool = False) -> str:
+    """The release's exercises/<exercise>.py from solutions/<exercise>.py.
+
+    The solution region becomes a stub (unless ``keep_solution``: the completed
+    exercise as a student would have it in the release, for tests); ``from reference
+    import`` of chapter-5 names becomes imports of the student's own exercises,
+    and given functions (GIVEN_FUNCTIONS) are written in. Raises GenerateError.
+    """
+    text = solution_source if keep_solution else stub_source(solution_source, exercise)
+    if keep_solution and not REGION.search(text):
+        raise GenerateError(f"solutions/{exercise}.py has no solution region")
+    tree = ast.parse(text)
+    lines = text.splitlines(keepends=True)
+    reference_names = _reference_module_names()
+    imports = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "reference" and n.level == 0]
+    imports_torch = any(isinstance(n, ast.Import) and any(a.name == "torch" and not a.asname for a in n.names)
+                        for n in tree.body)
+    for node in reversed(imports):
+        names = {alias.name for alias in node.names}
+        if any(alias.asname for alias in node.names):
+            raise GenerateError(f"solutions/{exercise}.py: 'from reference import ... as ...' is not supported")
+        given = [n for n in GIVEN_FUNCTIONS if n in names]
+        needed = names - set(given)
+        given_sources = []
+        for name in given:
+            source, uses = given_function(name)
+            needed |= uses
+            given_sources.append(source)
+        if imports_torch:
+            needed.discard("torch")
+        third_party, kit = import_lines(needed, exercise, reference_names)
+        start = node.lineno - 1
+        while start > 0 and lines[start - 1].lstrip().startswith("#"):  # the comment about the import
+            start -= 1
+        block = "".join(third_party) + ("\n" if third_party else "")
+        block += (OWN_IMPORTS_COMMENT if any(n in EXERCISES for n in needed) else "") + "".join(kit)
+        for source in given_sources:
+            block += "\n\n" + GIVEN_COMMENT + source
+        lines[start:node.end_lineno] = [block]
+    result = "".join(lines)
+    ast.parse(result)  # what we wrote must still be Python
+    return result
+
+
+def given_module() -> str:
+    """grader/given.py of the release: the given functions, for release_mode.py to bind."""
+    sources, uses = [], set()
+    for name in GIVEN_FUNCTIONS:
+        source, used = given_function(name)
+        sources.append(source)
+        uses |= used
+    own = sorted(n for n in uses if n in EXERCISES)
+    third_party, kit = import_lines(uses - set(own), "", _reference_module_names())
+    return (
+        '"""Code the book gives in chapter 5 (not exercises), as the student release\'s grader runs it.\n\n'
+        "Written by ``python -m grader release`` from the kit's reference. When an exercise is graded,\n"
+        "release_mode.py binds these functions with the student's own exercises in place of the\n"
+        'names set to None below.\n"""\n\n'
+        + "".join(third_party) + "\n" + "".join(kit) + "\n"
+        + f"GIVEN = {tuple(GIVEN_FUNCTIONS)!r}\n"
+        + "".join(f"{name} = None  # the student's own, bound by release_mode.py\n" for name in own)
+        + "\n\n" + "\n\n".join(sources)
+    )
+
+
+def release_exercises(solutions_dir: Path, keep_solution: bool = False) -> dict[str, str]:
+    """File name -> text of the release's exercises/ folder."""
+    files = {"__init__.py": EXERCISES_INIT}
+    for exercise in EXERCISES:
+        source = (solutions_dir / f"{exercise}.py").read_text(encoding="utf-8")
+        files[f"{exercise}.py"] = release_exercise_source(source, exercise, keep_solution)
+    return files
+
+
+EXERCISES_INIT = '''"""Chapter-5 exercises: fill in each function, then run ``python -m grader EXERCISE``.
+
+Later exercises import your own earlier ones (``from exercises.calc_loss_batch import
+calc_loss_batch``): get them right in the order of ``python -m grader --list``.
+"""
+'''
+
+
+# Reference (earlier chapters) ------------------------------------------------
+
+
+def reference_init() -> str:
+    """reference/__init__.py of the release: the kit's, without the chapter-5 imports."""
+    text = (KIT_ROOT / "reference" / "__init__.py").read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    kept, exported = [], []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in {m[:-3] for m in REFERENCE_SHIPPED}:
+            kept.append(ast.get_source_segment(text, node))
+            exported += [a.asname or a.name for a in node.names]
+    body = "\n".join(kept)
+    all_list = "".join(f'    "{name}",\n' for name in sorted(exported))
+    return (
+        '"""The earlier chapters of *Build a Large Language Model From Scratch*, as chapter 5 uses them.\n\n'
+        "Chapter 2 (data.py: the text, the tokenizer, the data loaders) and chapters 3-4\n"
+        "(model.py: GPTModel and generate_text_simple). Chapter 5 is yours: exercises/.\n"
+        '"""\n\n'
+        f"{body}\n\n__all__ = [\n{all_list}]\n"
+    )
+
+
+def reference_run() -> str:
+    """reference/run.py of the release: only the loaders of section 5.1.3 (what the grader uses)."""
+    text = (KIT_ROOT / "reference" / "run.py").read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    segments = {n.name: ast.get_source_segment(text, n) for n in tree.body
+                if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in RUN_KEPT}
+    missing = [name for name in RUN_KEPT if name not in segments]
+    if missing:
+        raise GenerateError(f"reference/run.py has no {', '.join(missing)}")
+    return (
+        '"""The chapter\'s data loaders (section 5.1.3): a 90/10 split of the text into\n'
+        "training and validation loaders. (The instructor's kit also has the pretraining run here.)\n"
+        '"""\n\nfrom __future__ import annotations\n\n\n'
+        + "\n\n\n".join(segments[name] for name in RUN_KEPT) + "\n"
+    )
+
+
+# Leak check -------------------------------------------------------------------
+
+
+def telling(code: str) -> bool:
+    """A line that says something: at least two names besides Python keywords
+    (``else:``, ``)``, ``break``, ``return loss`` say nothing about a solution)."""
+    return len([t for t in re.findall(r"[A-Za-z_]\w*", code) if not keyword.iskeyword(t)]) >= 2
+
+
+def _code_lines(text: str) -> set[str]:
+    """Telling lines, stripped, trailing comments removed."""
+    out = set()
+    for line in text.splitlines():
+        code = re.sub(r"\s+#.*$", "", line).strip()
+        if code and not code.startswith("#") and telling(code):
+            out.add(code)
+    return out
+
+
+def secret_lines(kit_root: Path = KIT_ROOT) -> set[str]:
+    """Lines of the solution regions and of the chapter-5 reference function bodies (docstrings
+    and given functions excepted) that no shipped earlier-chapter or grader code also has."""
+    secret = set()
+    for exercise in EXERCISES:
+        text = (kit_root / "solutions" / f"{exercise}.py").read_text(encoding="utf-8")
+        for match in REGION.finditer(text):
+            secret |= _code_lines(match.group(0))
+    text = (kit_root / "reference" / "pretraining.py").read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name not in GIVEN_FUNCTIONS:
+            body = node.body[1:] if ast.get_docstring(node) else node.body
+            for stmt in body:
+                secret |= _code_lines(ast.get_source_segment(text, stmt, padded=True))
+    return secret
+
+
+def text_files(root: Path):
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue  # binary: the frozen expected values (tensors), never code
+
+
+def design_texts() -> list[str]:
+    """What students get by design: the shipped earlier chapters (model.py's
+    generate_text_simple also has ``with torch.no_grad():``), the given functions, the
+    stubs' scaffolding (signatures, docstrings, TODOs) and the hints of checks.toml."""
+    texts = [(KIT_ROOT / "reference" / module).read_text(encoding="utf-8") for module in REFERENCE_SHIPPED]
+    texts += [given_function(name)[0] for name in GIVEN_FUNCTIONS]
+    for exercise in EXERCISES:  # what make-exercises leaves outside the solution regions
+        texts.append(stub_source((KIT_ROOT / "solutions" / f"{exercise}.py").read_text(encoding="utf-8"), exercise))
+    texts.append((GRADER_DIR / "checks.toml").read_text(encoding="utf-8"))
+    return texts
+
+
+def leaked_lines(release_dir: Path) -> dict[str, list[str]]:
+    """Release file -> the secret lines in it (as a line, or inside one when 30+ characters
+    long) that are not shipped by design (``design_texts``)."""
+    texts = design_texts()
+    secret = secret_lines() - set().union(*(_code_lines(t) for t in texts))
+    long_secret = {s for s in secret if len(s) >= 30 and not any(s in t for t in texts)}
+    leaks = {}
+    for path, text in text_files(release_dir):
+        hits = sorted((secret & _code_lines(text)) | {s for s in long_secret if s in text})
+        if hits:
+            leaks[str(path.relative_to(release_dir))] = hits
+    return leaks
+
+
+# Build ----------------------------------------------------------------------------
+
+
+PYPROJECT = '''[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "llm-ch5-exercises"
+version = "{version}"
+description = "Chapter 5 of Build a Large Language Model From Scratch: exercises and their grader"
+readme = "README.md"
+requires-python = ">=3.10"
+dependencies = {dependencies}
+
+[tool.setuptools]
+packages = ["reference", "grader", "exercises"]
+
+[tool.setuptools.package-data]
+grader = ["checks.toml", "RELEASE", "expected/*.pt", "templates/*"]
+'''
+
+
+def pyproject() -> str:
+    import tomllib
+
+    with open(KIT_ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    deps = "[\n" + "".join(f'    "{d}",\n' for d in project["dependencies"]) + "]"
+    return PYPROJECT.format(version=project["version"], dependencies=deps)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_release(dest: Path, log=print) -> None:
+    """Write the release into the empty folder ``dest``. Raises GenerateError."""
+    missing = [e for e in EXERCISES if not (GRADER_DIR / "expected" / f"{e}.pt").is_file()]
+    if missing or not (GRADER_DIR / "expected" / "fixtures.pt").is_file():
+        raise GenerateError("grader/expected/ is incomplete: run `python -m grader regen` first")
+    shutil.copytree(KIT_ROOT / "data", dest / "data", ignore=IGNORED)
+    (dest / "reference").mkdir()
+    for module in REFERENCE_SHIPPED:
+        shutil.copy2(KIT_ROOT / "reference" / module, dest / "reference" / module)
+    (dest / "reference" / "__init__.py").write_text(reference_init(), encoding="utf-8")
+    (dest / "reference" / "run.py").write_text(reference_run(), encoding="utf-8")
+
+    def grader_ignore(folder, names):
+        skipped = set(IGNORED(folder, names))
+        if Path(folder).resolve() == GRADER_DIR:
+            skipped |= GRADER_EXCLUDED & set(names)
+        return skipped
+
+    shutil.copytree(GRADER_DIR, dest / "grader", ignore=grader_ignore)
+    for name in os.listdir(GRADER_DIR / "expected"):  # byte for byte, as regen wrote them
+        if sha256(GRADER_DIR / "expected" / name) != sha256(dest / "grader" / "expected" / name):
+            raise GenerateError(f"grader/expected/{name} changed while it was copied")
+    (dest / "grader" / "given.py").write_text(given_module(), encoding="utf-8")
+    (dest / "grader" / "RELEASE").write_text(
+        "This grader is the student release of the chapter-5 kit (python -m grader release).\n"
+        "Other exercises are bound to the student's own functions; see grader/release_mode.py.\n",
+        encoding="utf-8")
+    (dest / "exercises").mkdir()
+    for name, text in release_exercises(KIT_ROOT / "solutions").items():
+        (dest / "exercises" / name).write_text(text, encoding="utf-8")
+    (dest / "README.md").write_text(RELEASE_README, encoding="utf-8")
+    (dest / "pyproject.toml").write_text(pyproject(), encoding="utf-8")
+
+    leaks = leaked_lines(dest)
+    if leaks:
+        where = "; ".join(f"{path}: {hits[0]!r}" for path, hits in leaks.items())
+        raise GenerateError(f"solution code would be released ({where})")
+
+
+def check_destination(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {out} is a file: name a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UsageError(f"--output {out} is not empty: name a new or empty folder")
+    if not out.parent.is_dir():
+        raise UsageError(f"--output {out}: folder {out.parent} does not exist")
+    resolved = out.resolve()
+    for part in ("data", "grader", "reference", "exercises", "solutions"):
+        inside = KIT_ROOT / part
+        if resolved == inside or inside in resolved.parents:
+            raise UsageError(f"--output {out} is inside the kit's {part}/: name a folder outside it")
+
+
+def release_command(argv) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m grader release",
+        description="Write the kit as students get it: exercises, grader (frozen expected values, "
+                    "works offline), the earlier chapters' reference and data; no solutions, no "
+                    "chapter-5 reference code.",
+    )
+    p.add_argument("--output", type=Path, required=True, metavar="DIR", help="a new or empty folder")
+    args = p.parse_args(argv)
+    out = args.output
+    check_destination(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.resolve().parent))
+    try:
+        write_release(tmp)
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except GenerateError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    files = sum(1 for p in out.rglob("*") if p.is_file())
+    print(f"wrote the student release to {out}/ ({files} files); try it: cd {out} && python -m grader --list")
+    return 0
+
+
+RELEASE_README = """# Chapter 5 exercises: pretraining on unlabeled data
+
+Companion exercises for chapter 5 of *Build a Large Language Model From Scratch*:
+you write the chapter's functions in `exercises/`, and `python -m grader` checks
+them on seeded inputs against frozen expected values. Everything works offline.
+
+## Setup
+
+Python 3.10 or newer, then from this folder:
+
+    pip install -e .
+
+(or `pip install torch tiktoken matplotlib nbformat`). The earlier chapters' pieces
+(GPTModel, the tokenizer, the data loaders, The Verdict) are in `reference/` and
+`data/`.
+
+## The loop
+
+    python -m grader --list                 # the exercises, in order, with their points
+    python -m grader text_to_token_ids      # grade one exercise (or several, or none = all)
+    python -m grader --watch calc_loss_batch  # re-grade each time you save the file; Ctrl-C stops
+    python -m grader --hint calc_loss_batch   # the hints for one exercise
+    python -m grader -v                     # also what your code printed, and tracebacks
+
+`python -m grader --submission my_work.py` grades a single file (or a notebook, `.ipynb`)
+that defines the exercise functions instead of `exercises/`.
+
+## Your exercises use each other
+
+`calc_loss_loader` calls your `calc_loss_batch`, `evaluate_model` calls your
+`calc_loss_loader`, and `train_model_simple` calls your `calc_loss_batch`,
+`evaluate_model`, `text_to_token_ids` and `token_ids_to_text` (through the book's
+`generate_and_print_sample`, given in `exercises/train_model_simple.py`). The grader
+runs them that way too, so **a mistake in an earlier exercise can also cost points in
+the later ones that use it**. Work in the order of `--list` and fix the earliest
+failing exercise first; the grader's "likely cause" lines say what it recognises.
+
+(Your instructor's copy of the grader checks each exercise with the book's versions
+of the others, so there a mistake costs points in one exercise only.)
+"""

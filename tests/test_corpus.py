@@ -1,0 +1,417 @@
+"""The grader against a corpus of whole submissions (issue "Grading you can trust").
+
+tests/corpus/ holds single-file submissions: correct variants (full marks), common
+mistakes (points lost in their own exercise only, with the likely cause named) and
+hostile files (they earn nothing they did not earn, and every exercise is reported).
+Their expected verdicts are data: tests/corpus/manifest.toml.
+
+The corpus is graded in this pytest process, forking the grader's children from it
+(``runner.prepare_parent`` once, via the ``grading_ctx`` fixture): one queue of
+(submission, exercise) children, two at a time, made with ``runner.plan`` and scored
+with ``runner.score`` as ``runner.grade`` does; the files that override the limits go
+through ``runner.grade`` itself. Each file is graded from a copy in a folder of its
+own, so that the test sees anything written next to it. A few tests at the end run
+the real command line, ``python -m grader``, in a subprocess.
+
+A correct or mistaken file's child for an exercise is run only once per identical code
+(``child_code``): the same module-level statements and the same definitions of the
+exercise's function and of every function or class it names, transitively. Such a
+child runs the same code on the same inputs, so the other files reuse its result;
+e.g. the mistakes in manual_cross_entropy reuse book.py's train_model_simple, while a
+mistake in calc_loss_batch runs calc_loss_loader, evaluate_model and train_model_simple
+again (they name it). Hostile files always run every exercise.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grader import EXERCISES
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "corpus"
+MANIFEST = tomllib.loads((CORPUS / "manifest.toml").read_text(encoding="utf-8"))
+BOOK = CORPUS / "correct" / "book.py"
+
+CORRECT = sorted(MANIFEST["correct"]["files"])
+MISTAKES = sorted(MANIFEST["mistakes"])
+HOSTILE = sorted(MANIFEST["hostile"])
+KINDS = {"correct": CORRECT, "mistakes": MISTAKES, "hostile": HOSTILE}
+ALL = [(kind, name) for kind, names in KINDS.items() for name in names]
+
+# The kinds of mistake the issue lists, each with the corpus file that makes it.
+ISSUE_MISTAKES = {
+    "token ids without the batch dimension": "ids_no_batch_dim",
+    "<|endoftext|> not allowed as a special token": "ids_special_not_allowed",
+    "decoding only part of the ids": "decode_drops_last",
+    "cross-entropy without the negation": "ce_no_negation",
+    "cross-entropy with a sum instead of a mean": "ce_sum_not_mean",
+    "softmax over the wrong dimension": "ce_softmax_dim1",
+    "returning a hard-coded book value": "ce_hard_coded",
+    "batch loss on unflattened targets": "batch_unflattened",
+    "batch loss on mismatched targets": "batch_targets_transposed",
+    "loader loss divided by the loader length": "loader_divides_by_len",
+    "num_batches not clamped to the loader": "loader_not_clamped",
+    "an empty loader raising instead of returning nan": "loader_empty_raises",
+    "a tensor (with its graph) returned instead of a float": "loader_returns_tensor",
+    "evaluation that leaves the model in eval mode": "eval_stays_in_eval_mode",
+    "evaluation that never switches to eval mode": "eval_never_eval_mode",
+    "training without zero_grad": "train_no_zero_grad",
+    "optimizer step before backward": "train_step_before_backward",
+    "model never put back in train mode": "train_no_train_mode",
+    "tokens counted as rows instead of elements": "train_tokens_as_rows",
+    "step counter starting at 0": "train_step_from_zero",
+    "plot without the second x-axis 'Tokens seen'": "plot_no_tokens_axis",
+    "plot without axis labels": "plot_no_labels",
+    "plot drawing training loss twice": "plot_train_twice",
+}
+ISSUE_HOSTILE = {
+    "replacing torch.allclose / torch.testing functions": "patch_comparisons",
+    "printing a fake score": "fake_score",
+    "writing a results file (working folder)": "write_results_cwd",
+    "writing a results file (next to the submission)": "write_results_next_to_it",
+    "sys.exit in a function": "sys_exit_in_function",
+    "os._exit in a function": "os_exit_in_function",
+    "raise SystemExit in a function": "raise_systemexit",
+    "KeyboardInterrupt in a function": "keyboard_interrupt",
+    "an infinite loop": "infinite_loop",
+    "allocating tens of GB": "allocate_40gb",
+    "changing global state at import": "global_state_at_import",
+    "changing global state in one function": "global_state_in_function",
+}
+ISSUE_CORRECT = {
+    "log-softmax with gather": "log_softmax_gather",
+    "reshape/view instead of flatten": "reshape_view",
+    "torch.inference_mode() instead of torch.no_grad()": "inference_mode",
+    "a loader loop with itertools.islice": "islice_loader",
+    "a plot built with plt.figure()/add_subplot": "figure_add_subplot",
+    "a plot_losses that returns nothing and leaves the figure current": "plot_returns_nothing",
+    "token ids built as torch.tensor([ids])": "ids_as_nested_list",
+}
+CHILD_TIMEOUT_S = 60.0  # the grader's default; the corpus's children take 0.1-5 s each here
+# The default run grades the files that make the issue's kinds, the base (book.py) and every
+# hostile file; the other correct and mistaken files are marked slow (together ~40 s more).
+IN_DEFAULT_RUN = {"book", *ISSUE_MISTAKES.values(), *ISSUE_CORRECT.values(), *HOSTILE}
+
+
+def corpus_params(kind: str) -> list:
+    return [pytest.param(kind, name, id=f"{kind}-{name}",
+                         marks=() if name in IN_DEFAULT_RUN else (pytest.mark.slow,))
+            for name in KINDS[kind]]
+
+
+def entry(kind: str, name: str) -> dict:
+    return {} if kind == "correct" else MANIFEST[kind][name]
+
+
+def corpus_file(kind: str, name: str) -> Path:
+    return CORPUS / kind / f"{name}.py"
+
+
+# --------------------------------------------------------------------------- the corpus itself
+
+
+def test_manifest_lists_every_corpus_file():
+    on_disk = {(p.parent.name, p.stem) for p in CORPUS.glob("*/*.py")}
+    assert on_disk == set(ALL)
+
+
+def test_corpus_covers_the_kinds_of_the_issue():
+    assert set(ISSUE_MISTAKES.values()) <= set(MISTAKES)
+    assert set(ISSUE_HOSTILE.values()) <= set(HOSTILE)
+    assert set(ISSUE_CORRECT.values()) <= set(CORRECT)
+    assert {e["exercise"] for e in MANIFEST["mistakes"].values()} == set(EXERCISES)
+
+
+def _functions(path: Path) -> dict[str, str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.name: ast.dump(node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_mistake_changes_exactly_one_function_of_the_book(name):
+    book, mistaken = _functions(BOOK), _functions(corpus_file("mistakes", name))
+    assert set(EXERCISES) <= set(book) and set(mistaken) == set(book)
+    changed = [fn for fn in book if book[fn] != mistaken[fn]]
+    assert changed == [MANIFEST["mistakes"][name]["exercise"]]
+
+
+# --------------------------------------------------------------------------- grading it
+
+
+@pytest.fixture(scope="session")
+def corpus_reports(request, grading_ctx, tmp_path_factory):
+    """(kind, name) -> (Report, folder of the graded copy), for the corpus files this session selected."""
+    from grader import runner
+    from grader.sandbox import Limits, run_isolated
+    from grader.sources import open_submission
+
+    wanted = {
+        (item.callspec.params["kind"], item.callspec.params["name"])
+        for item in request.session.items
+        if getattr(item, "module", None) is not None and item.module.__file__ == __file__
+        and hasattr(item, "callspec")
+        and {"kind", "name"} <= set(item.callspec.params)
+    }
+    copies = {}
+    for kind, name in sorted(wanted):
+        folder = tmp_path_factory.mktemp(f"{kind}-{name}")
+        copies[kind, name] = shutil.copy(corpus_file(kind, name), folder)
+
+    reports = {}
+    queue, plans, same_code = {}, {}, {}
+    first_with = {}  # child_code -> the (file, exercise) child that runs it
+    for key, path in copies.items():
+        spec = entry(*key)
+        source = open_submission(Path(path))
+        if "timeout_s" in spec or "memory_mb" in spec:  # its own limits: through runner.grade itself
+            limits = Limits(timeout_s=spec.get("timeout_s", CHILD_TIMEOUT_S), memory_mb=spec.get("memory_mb", 2048))
+            reports[key] = runner.grade(source, ctx=grading_ctx, limits=limits)
+            continue
+        known, tasks = runner.plan(source, EXERCISES, grading_ctx)
+        plans[key] = (source, known)
+        for exercise, work in tasks.items():
+            code = child_code(corpus_file(*key), exercise) if key[0] != "hostile" else (key, exercise)
+            if code in first_with:
+                same_code[key, exercise] = first_with[code]
+            else:
+                first_with[code] = (key, exercise)
+                queue[key, exercise] = work
+    # slowest first (train_model_simple), so both slots stay busy to the end
+    order = sorted(queue, key=lambda k: k[1] != "train_model_simple")
+    results = run_isolated({k: queue[k] for k in order}, Limits(timeout_s=CHILD_TIMEOUT_S), parallel=2)
+    results.update({child: results[ran] for child, ran in same_code.items()})
+    for key, (source, known) in plans.items():
+        children = {**known, **{ex: results[key, ex] for ex in EXERCISES if (key, ex) in results}}
+        seconds = sum(child.seconds for child in children.values())
+        reports[key] = runner.score(source.label, EXERCISES, children, "cpu", seconds)
+    return {key: (reports[key], Path(copies[key]).parent) for key in copies}
+
+
+def child_code(path: Path, exercise: str) -> str:
+    """What a grading child of ``exercise`` executes from the file at ``path``: its module-level
+    statements (but the docstring) and the definitions of the exercise's function and of
+    every function or class of the module it names, transitively."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    defs = {node.name: node for node in body if isinstance(node, kinds)}
+    named, todo = set(), [exercise]
+    while todo:
+        name = todo.pop()
+        if name in defs and name not in named:
+            named.add(name)
+            todo.extend(node.id for node in ast.walk(defs[name]) if isinstance(node, ast.Name))
+    statements = [ast.dump(node) for node in body if not isinstance(node, kinds)]
+    return repr((statements, sorted(ast.dump(defs[name]) for name in named)))
+
+
+def report_line(ex) -> str:
+    """What the report says about an exercise in one line: its status message, or its first failed check's."""
+    if ex.status != "graded":
+        return ex.message
+    failed = [c for c in ex.checks if not c.passed]
+    return failed[0].message if failed else ""
+
+
+def scores(report) -> dict[str, str]:
+    return {ex.name: f"{ex.score:g}/{ex.max_score:g}" for ex in report.exercises}
+
+
+def check_common(report, folder: Path, spec: dict, kind: str, name: str):
+    """What holds for every file: every exercise reported, nothing written next to it."""
+    assert [ex.name for ex in report.exercises] == list(EXERCISES)
+    for ex in report.exercises:
+        assert ex.status in ("graded", "not_implemented", "load_error", "timeout", "memory", "crashed")
+        assert ex.status == "graded" or ex.message, ex.name
+        assert ex.status != "not_implemented", ex.name  # every corpus file defines every function
+    assert sorted(os.listdir(folder)) == sorted([f"{name}.py", *spec.get("writes", [])])
+
+
+@pytest.mark.parametrize("kind,name", corpus_params("correct"))
+def test_correct_variant_gets_full_marks(corpus_reports, kind, name):
+    report, folder = corpus_reports[kind, name]
+    check_common(report, folder, {}, kind, name)
+    failed = [f"{c.exercise}.{c.id}: {c.message}" for ex in report.exercises for c in ex.checks if not c.passed]
+    assert report.full_marks, failed
+
+
+@pytest.mark.parametrize("kind,name", corpus_params("mistakes"))
+def test_mistake_loses_points_in_its_exercise_only_and_names_the_cause(corpus_reports, kind, name):
+    report, folder = corpus_reports[kind, name]
+    spec = entry(kind, name)
+    check_common(report, folder, spec, kind, name)
+    wrong = {e: s for e, s in scores(report).items() if s.split("/")[0] != s.split("/")[1]}
+    assert list(wrong) == [spec["exercise"]], scores(report)
+    ex = next(e for e in report.exercises if e.name == spec["exercise"])
+    assert ex.status == "graded"
+    first = next(c for c in ex.checks if not c.passed)
+    if "cause" in spec:
+        assert spec["cause"] in first.diagnosis, (first.id, first.message, first.diagnosis)
+    else:
+        assert spec["message"] in first.message, (first.id, first.message)
+    assert first.hint  # failing output shows the first relevant hint
+    from grader.report import render_text
+
+    text = render_text(report)
+    assert f"likely cause: {first.diagnosis}" in text if first.diagnosis else first.message in text
+    assert f"hint: {first.hint}" in text
+
+
+@pytest.mark.parametrize("kind,name", corpus_params("hostile"))
+def test_hostile_submission_earns_nothing_and_every_exercise_is_reported(corpus_reports, kind, name):
+    from grader.report import RENDERERS
+
+    report, folder = corpus_reports[kind, name]
+    spec = entry(kind, name)
+    check_common(report, folder, spec, kind, name)
+    zero = list(EXERCISES) if spec["zero"] == "all" else spec["zero"]
+    for ex in report.exercises:
+        if ex.name in zero:
+            assert ex.score == 0, scores(report)
+            line = report_line(ex)
+            assert "\n" not in line and re.search(spec["says"], line), (ex.name, line)
+        else:
+            assert ex.score == ex.max_score, (ex.name, scores(report), report_line(ex))
+    for fmt, render in RENDERERS.items():
+        text = render(report)
+        assert "Traceback" not in text, fmt
+        if "absent" in spec and fmt in ("text", "json"):  # other formats carry what the code printed
+            assert spec["absent"] not in text, fmt
+
+
+# --------------------------------------------------------------------------- checks as data
+
+
+def test_every_check_has_a_hint_and_a_seeded_input_besides_the_books():
+    from grader.cli import hints
+    from grader.grading import check_definitions
+    from grader.scenarios import SCENARIOS
+
+    defs = check_definitions()
+    for exercise in EXERCISES:
+        checks = defs[exercise]["checks"]
+        assert all(c.get("hint", "").strip() for c in checks), exercise
+        printed = hints(exercise)
+        assert all(c["hint"] in printed for c in checks)
+        assert all(c["scenario"] in SCENARIOS[exercise] for c in checks)
+        # some check of every exercise runs on an input that is not the book's
+        assert any(not c["scenario"].startswith("book") for c in checks), exercise
+
+
+def test_every_known_mistake_has_a_message():
+    from grader.grading import check_definitions
+    from grader.mistakes import MISTAKES as ERROR_MODEL
+
+    defs = check_definitions()
+    for exercise, mistakes in ERROR_MODEL.items():
+        assert set(mistakes) <= set(defs[exercise].get("mistakes", {})), exercise
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def run_grader(*args, cwd=ROOT, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_json_output_replaces_a_fake_results_file(tmp_path):
+    """Gradescope's case: the submission writes a full-score results.json where the grader's goes."""
+    submission = Path(shutil.copy(corpus_file("hostile", "write_results_next_to_it"), tmp_path))
+    output = tmp_path / "results.json"
+    done = run_grader("--submission", submission, "--format", "json", "--output", output,
+                      "text_to_token_ids", "token_ids_to_text")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [f"6/12 points; report written to {output}"]
+    results = json.loads(output.read_text(encoding="utf-8"))
+    assert (results["score"], results["max_score"]) == (6, 12)
+    assert {t["name"].split(":")[0] for t in results["tests"]} == {"text_to_token_ids", "token_ids_to_text"}
+    assert all(t["score"] == 0 for t in results["tests"] if t["tags"] == ["token_ids_to_text"])
+    assert sorted(os.listdir(tmp_path)) == ["results.json", submission.name]
+
+
+def test_cli_full_marks_exit_0_and_printed_fake_score_never_reaches_the_output(tmp_path):
+    submission = shutil.copy(corpus_file("hostile", "fake_score"), tmp_path)
+    done = run_grader("--submission", submission, "token_ids_to_text")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"token_ids_to_text +6/6 +passed", done.stdout), done.stdout
+    assert "FAKE-SCORE" not in done.stdout + done.stderr
+
+
+def _bad_inputs(tmp_path: Path) -> dict:
+    folder = tmp_path / "folder.py"
+    folder.mkdir()
+    latin1 = tmp_path / "latin1.py"
+    latin1.write_bytes("# caf\xe9\n".encode("latin-1") + BOOK.read_bytes())
+    missing_module = tmp_path / "imports_missing.py"
+    missing_module.write_text("import no_such_module_for_the_grader\n" + BOOK.read_text(encoding="utf-8"),
+                              encoding="utf-8")
+    return {
+        "missing file": (["--submission", tmp_path / "nope.py"], "nope.py: no such file"),
+        "folder": (["--submission", folder], "is a folder"),
+        "not UTF-8": (["--submission", latin1], "is not UTF-8 text"),
+        "module not installed": (["--submission", missing_module], "imports no_such_module_for_the_grader"),
+        "unknown exercise": (["--submission", BOOK, "calc_los_batch"], "did you mean calc_loss_batch?"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "folder", "not UTF-8", "module not installed", "unknown exercise"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
+    """The command line's own code, run in this process: these stop before anything is graded."""
+    from grader.cli import main
+
+    args, says = _bad_inputs(tmp_path)[case]
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m grader: error: ") and says in lines[0], err
+
+
+def test_cli_syntax_error_grades_0_everywhere_with_the_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    lines = BOOK.read_text(encoding="utf-8").splitlines()
+    lines[20] = lines[20] + " +"  # line 21 of the file: inside token_ids_to_text
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = run_grader("--submission", broken, "--format", "json")
+    assert done.returncode == 1, done.stderr
+    results = json.loads(done.stdout)
+    assert results["score"] == 0 and results["max_score"] == 65
+    assert {t["tags"][0] for t in results["tests"]} == set(EXERCISES)
+    assert all("syntax error in broken.py line 21" in t["output"] for t in results["tests"])
+
+
+def test_cli_checks_the_data_files_and_never_writes_into_the_kit(tmp_path):
+    """On a copy of the kit: grading leaves its tree as it was; a changed data file stops it."""
+    kit = tmp_path / "kit"
+    shutil.copytree(ROOT, kit, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", ".pytest_cache", ".benchmarks", "*.egg-info", "out", "tests"))
+
+    def tree():
+        return sorted(str(p.relative_to(kit)) for p in kit.rglob("*") if "__pycache__" not in p.parts)
+
+    before = tree()
+    done = run_grader("--submission", BOOK, "text_to_token_ids", cwd=kit)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tree() == before
+
+    verdict = kit / "data" / "the-verdict.txt"
+    verdict.write_text(verdict.read_text(encoding="utf-8") + "\nAn extra line.\n", encoding="utf-8")
+    done = run_grader("--submission", BOOK, "text_to_token_ids", cwd=kit)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(verdict) in lines[0] and "was changed" in lines[0], done.stderr

@@ -1,0 +1,188 @@
+"""The Gradescope bundle (``python -m grader gradescope``) and its ``run_autograder``, run
+against a temporary folder laid out like Gradescope's /autograder (source, submission,
+results). The full run grades a notebook of the solutions: ~10-20 s on 2 busy cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import EXERCISES
+from grader.gradescope import NoSubmission, find_submission, run_autograder
+from grader.grading import check_definitions
+from grader.notebook import build_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+TOTAL = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "autograder.zip"
+    done = subprocess.run([sys.executable, "-m", "grader", "gradescope", "--output", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def test_bundle_has_gradescope_files_at_its_root_and_no_solutions(bundle):
+    with zipfile.ZipFile(bundle) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+        setup = zf.read("setup.sh").decode()
+    for script in ("setup.sh", "run_autograder"):
+        assert stat.S_IMODE(infos[script].external_attr >> 16) == 0o755
+    assert "requirements.txt" in infos
+    assert not any(name.startswith(("solutions/", "exercises/", "tests/")) for name in infos)
+    expected = ["grader/checks.toml", "grader/expected/fixtures.pt", *(f"grader/expected/{e}.pt" for e in EXERCISES),
+                "reference/__init__.py", "data/the-verdict.txt", "data/gpt2/encoder.json", "data/gpt2/vocab.bpe"]
+    assert all(name in infos for name in expected)
+    assert "--index-url https://download.pytorch.org/whl/cpu" in setup and '"torch==' in setup
+
+
+def test_existing_bundle_is_kept_unless_force(bundle):
+    before = bundle.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "grader", "gradescope", "--output", str(bundle)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--force" in done.stderr
+    assert bundle.read_bytes() == before
+
+
+def gradescope_layout(tmp_path: Path, bundle: Path) -> Path:
+    """/autograder as Gradescope sets it up: source/ (the zip), run_autograder copied up, submission/."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(root / "source")
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "run_autograder").chmod(0o755)
+    (root / "submission").mkdir()
+    return root
+
+
+def test_run_autograder_grades_a_notebook_to_full_marks(tmp_path, bundle):
+    root = gradescope_layout(tmp_path, bundle)
+    nbformat.write(build_notebook(with_solutions=True), str(root / "submission" / "chapter5.ipynb"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    done = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"--submission {root / 'submission' / 'chapter5.ipynb'}" in done.stdout
+    results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
+    assert results["score"] == TOTAL
+    assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
+    assert all(t["status"] == "passed" for t in results["tests"])
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ({"exercises/calc_loss_batch.py": "", "README.md": ""}, ["--exercises-dir", "exercises"]),
+    ({"calc_loss_batch.py": "", "notes.txt": ""}, ["--exercises-dir", "."]),
+    ({"work.ipynb": ""}, ["--submission", "work.ipynb"]),
+    ({"chapter5.ipynb": "", "scratch.ipynb": ""}, ["--submission", "chapter5.ipynb"]),
+    ({"answers.py": "", ".hidden.py": ""}, ["--submission", "answers.py"]),
+    ({"my-folder/work.ipynb": ""}, ["--submission", "my-folder/work.ipynb"]),
+])
+def test_find_submission(tmp_path, layout, expected):
+    for name, text in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    flag, where = expected
+    assert find_submission(tmp_path) == [flag, str(tmp_path if where == "." else tmp_path / where)]
+
+
+@pytest.mark.parametrize("layout, says", [
+    ({}, "nothing to grade"),
+    ({"a.py": "", "b.py": ""}, "several .py files"),
+    ({"a.ipynb": "", "b.ipynb": ""}, "several notebooks"),
+])
+def test_find_submission_refuses(tmp_path, layout, says):
+    for name, text in layout.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(NoSubmission, match=says):
+        find_submission(tmp_path)
+
+
+@pytest.mark.parametrize("files, says", [
+    ({}, "nothing to grade"),
+    ({"chapter5.ipynb": "not json"}, "is not a Jupyter notebook: it is not JSON"),
+])
+def test_ungradable_submission_gets_a_zero_with_the_reason(tmp_path, files, says):
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    for name, text in files.items():
+        (submission / name).write_text(text)
+    results_file = tmp_path / "results" / "results.json"
+    assert run_autograder(submission, results_file) == 0
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    assert results["score"] == 0 and results["tests"] == []
+    assert results["output"].startswith("The autograder could not grade this submission: ") and says in results["output"]
+
+
+# --- GitHub Actions: the kit's own workflow and the GitHub Classroom template ------------------
+
+def load_workflow(path: Path) -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def run_steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_kit_workflow_runs_the_instructor_check_and_the_tests():
+    workflow = load_workflow(ROOT / ".github" / "workflows" / "kit.yml")
+    commands = "\n".join(step.get("run", "") for step in run_steps(workflow))
+    assert "--index-url https://download.pytorch.org/whl/cpu" in commands
+    assert "python -m grader --solutions\n" in commands + "\n"
+    assert "python -m grader make-exercises --check" in commands and "python -m pytest" in commands
+
+
+CLASSROOM = ROOT / "grader" / "templates" / "classroom.yml"
+
+
+def test_classroom_template_keeps_the_reporters_rules():
+    """GitHub Classroom's reporter only records points from a workflow named "Autograding Tests"
+    with the one job "run-autograding-tests"; it reads runner R's results from env R_RESULTS."""
+    workflow = load_workflow(CLASSROOM)
+    assert workflow["name"] == "Autograding Tests" and list(workflow["jobs"]) == ["run-autograding-tests"]
+    steps = run_steps(workflow)
+    reporter = next(s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-grading-reporter@"))
+    step_ids = {s["id"] for s in steps if "id" in s}
+    for runner in reporter["with"]["runners"].split(","):
+        value = reporter["env"][f"{runner.strip().upper()}_RESULTS"]
+        assert value.replace(" ", "") == "${{steps.%s.outputs.result}}" % runner.strip() and runner.strip() in step_ids
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_classroom_grading_step_writes_base64_exercism_results(tmp_path, nested):
+    """The template's grading step, run as GitHub Actions would (bash, GITHUB_OUTPUT). With
+    ``nested`` the grader refuses to run (exit 2) and the step's fallback must still report 0 points."""
+    import base64
+
+    step = next(s for s in run_steps(load_workflow(CLASSROOM)) if s.get("id") == "grader")
+    output = tmp_path / "github_output"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GITHUB_OUTPUT=str(output))
+    env.pop("CH5_GRADER_IN_NOTEBOOK", None)
+    if nested:
+        env["CH5_GRADER_IN_NOTEBOOK"] = "1"
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    key, _, value = output.read_text().strip().partition("=")
+    results = json.loads(base64.b64decode(value))
+    assert key == "result" and results["version"] == 3 and results["max_score"] == TOTAL
+    assert results["score"] == sum(t["score"] for t in results["tests"])
+    if nested:
+        assert results["status"] == "error" and results["tests"] == [] and results["message"]
+    else:
+        assert results["status"] in ("pass", "fail")
+        assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
