@@ -99,15 +99,10 @@ ISSUE_CORRECT = {
     "token ids built as torch.tensor([ids])": "ids_as_nested_list",
 }
 CHILD_TIMEOUT_S = 60.0  # the grader's default; the corpus's children take 0.1-5 s each here
-# The default run grades the files that make the issue's kinds, the base (book.py) and every
-# hostile file; the other correct and mistaken files are marked slow (together ~40 s more).
-IN_DEFAULT_RUN = {"book", *ISSUE_MISTAKES.values(), *ISSUE_CORRECT.values(), *HOSTILE}
 
 
 def corpus_params(kind: str) -> list:
-    return [pytest.param(kind, name, id=f"{kind}-{name}",
-                         marks=() if name in IN_DEFAULT_RUN else (pytest.mark.slow,))
-            for name in KINDS[kind]]
+    return [pytest.param(kind, name, id=f"{kind}-{name}") for name in KINDS[kind]]
 
 
 def entry(kind: str, name: str) -> dict:
@@ -229,7 +224,7 @@ def scores(report) -> dict[str, str]:
     return {ex.name: f"{ex.score:g}/{ex.max_score:g}" for ex in report.exercises}
 
 
-def check_common(report, folder: Path, spec: dict, kind: str, name: str):
+def check_common(report, folder: Path, spec: dict, name: str):
     """What holds for every file: every exercise reported, nothing written next to it."""
     assert [ex.name for ex in report.exercises] == list(EXERCISES)
     for ex in report.exercises:
@@ -242,7 +237,7 @@ def check_common(report, folder: Path, spec: dict, kind: str, name: str):
 @pytest.mark.parametrize("kind,name", corpus_params("correct"))
 def test_correct_variant_gets_full_marks(corpus_reports, kind, name):
     report, folder = corpus_reports[kind, name]
-    check_common(report, folder, {}, kind, name)
+    check_common(report, folder, {}, name)
     failed = [f"{c.exercise}.{c.id}: {c.message}" for ex in report.exercises for c in ex.checks if not c.passed]
     assert report.full_marks, failed
 
@@ -251,7 +246,7 @@ def test_correct_variant_gets_full_marks(corpus_reports, kind, name):
 def test_mistake_loses_points_in_its_exercise_only_and_names_the_cause(corpus_reports, kind, name):
     report, folder = corpus_reports[kind, name]
     spec = entry(kind, name)
-    check_common(report, folder, spec, kind, name)
+    check_common(report, folder, spec, name)
     wrong = {e: s for e, s in scores(report).items() if s.split("/")[0] != s.split("/")[1]}
     assert list(wrong) == [spec["exercise"]], scores(report)
     ex = next(e for e in report.exercises if e.name == spec["exercise"])
@@ -275,13 +270,15 @@ def test_hostile_submission_earns_nothing_and_every_exercise_is_reported(corpus_
 
     report, folder = corpus_reports[kind, name]
     spec = entry(kind, name)
-    check_common(report, folder, spec, kind, name)
+    check_common(report, folder, spec, name)
     zero = list(EXERCISES) if spec["zero"] == "all" else spec["zero"]
     for ex in report.exercises:
         if ex.name in zero:
             assert ex.score == 0, scores(report)
             line = report_line(ex)
             assert "\n" not in line and re.search(spec["says"], line), (ex.name, line)
+            # nonsense matches no known mistake: a "likely cause" here would mislead
+            assert not any(c.diagnosis for c in ex.checks), [(c.id, c.diagnosis) for c in ex.checks]
         else:
             assert ex.score == ex.max_score, (ex.name, scores(report), report_line(ex))
     for fmt, render in RENDERERS.items():
@@ -289,6 +286,34 @@ def test_hostile_submission_earns_nothing_and_every_exercise_is_reported(corpus_
         assert "Traceback" not in text, fmt
         if "absent" in spec and fmt in ("text", "json"):  # other formats carry what the code printed
             assert spec["absent"] not in text, fmt
+
+
+def test_state_a_submission_changes_is_undone_before_each_scenario(grading_ctx):
+    """In one grading child (forked here, so this process keeps its own state): a function that
+    changes the default dtype and device, grad mode, threads and seed finds them reset at every
+    scenario of its exercise."""
+    from grader.child import run_scenarios
+    from grader.sandbox import Limits, run_isolated
+
+    def meddling(text, tokenizer):
+        import torch
+
+        state = [torch.get_default_dtype() == torch.float32, torch.empty(0).device.type == "cpu",
+                 torch.is_grad_enabled(), torch.get_num_threads(), int(torch.randint(0, 10**6, ()))]
+        torch.set_default_dtype(torch.float64)
+        torch.set_default_device("meta")
+        torch.set_grad_enabled(False)
+        torch.set_num_threads(2)
+        torch.manual_seed(999)
+        return state
+
+    def work():
+        return {"status": "ran", "outputs": run_scenarios("text_to_token_ids", meddling, grading_ctx, threads=1)}
+
+    child = run_isolated({"state": work}, Limits(timeout_s=CHILD_TIMEOUT_S))["state"]
+    states = [outputs["ids"] for outputs in child.outputs.values()]
+    assert len(states) == 3 and states[0][:4] == [True, True, True, 1]
+    assert all(state == states[0] for state in states)  # the seed too: the same draw every time
 
 
 # --------------------------------------------------------------------------- checks as data

@@ -12,6 +12,7 @@ torch.set_default_dtype(torch.float64)
 torch.manual_seed(999)
 torch.set_num_threads(2)
 torch.set_grad_enabled(False)
+torch.set_default_device("meta")
 
 
 def text_to_token_ids(text, tokenizer):
