@@ -251,3 +251,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("python -m grader: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`python -m grader | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1  # the report was not delivered: never claim full marks

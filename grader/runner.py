@@ -37,8 +37,13 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def prepare_parent(exercises, device: str):
-    """Everything the children share, made once: threads, plotting backend, inputs, the 124M model."""
+def prepare_parent(exercises, device: str, eager: bool = True):
+    """Everything the children share, made once: threads, plotting backend, inputs, the 124M model.
+
+    ``eager=False`` (one grading run) leaves the 124M model to be built just before the
+    first child that needs it, while other children run, and leaves torch's optimizer
+    imports to the training child; ``eager=True`` (many sources) pays both once here.
+    """
     os.environ["MPLBACKEND"] = "Agg"  # children never open a window, plt.show() never blocks
     import torch
 
@@ -48,12 +53,12 @@ def prepare_parent(exercises, device: str):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401  (imported once here, not in every child)
-    if "train_model_simple" in exercises:
+    if eager and "train_model_simple" in exercises:
         import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s once here, not per child)
     from .context import Context
 
     ctx = Context(device)
-    if NEEDS_124M & set(exercises):
+    if eager and NEEDS_124M & set(exercises):
         ctx.build_model_124m()  # ~2.5 s once, shared copy-on-write by the children
     return ctx
 
@@ -69,10 +74,14 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     """
     start = time.perf_counter()
     limits = limits or Limits()
-    ctx = ctx or prepare_parent(exercises, device)
+    ctx = ctx or prepare_parent(exercises, device, eager=False)
     children, tasks = plan(source, exercises, ctx)
-    children.update(run_isolated(tasks, limits, parallel=parallel,
-                                 limit_address_space=limit_address_space(device), on_done=on_done))
+    # the longest child first; the ones sharing the 124M model last, so that the parent
+    # builds it while the others run
+    order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
+    children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
+                                 limit_address_space=limit_address_space(device), on_done=on_done,
+                                 before_fork={e: ctx.build_model_124m for e in NEEDS_124M}))
     return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
 
 

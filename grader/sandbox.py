@@ -168,11 +168,13 @@ def _finish(job: _Job, limits: Limits) -> ChildResult:
 
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
-                 on_done=None) -> dict:
+                 on_done=None, before_fork=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
-    At most ``parallel`` children run at once. ``on_done(key, ChildResult)`` is called as
-    each ends. Returns key -> ChildResult.
+    At most ``parallel`` children run at once, started in the order of ``tasks``.
+    ``before_fork`` (key -> function) prepares in the parent what that child shares, while
+    earlier children run. ``on_done(key, ChildResult)`` is called as each ends.
+    Returns key -> ChildResult.
     """
     pending = list(tasks.items())
     running: dict[int, _Job] = {}
@@ -181,6 +183,8 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
         while pending or running:
             while pending and len(running) < max(1, parallel):
                 key, work = pending.pop(0)
+                if before_fork and key in before_fork:
+                    before_fork[key]()
                 job = _start(key, work, limits, limit_address_space)
                 running[job.fd] = job
             ready, _, _ = select.select(list(running), [], [], 0.05)

@@ -74,3 +74,10 @@ def test_every_check_has_points_and_a_hint():
         assert checks, exercise
         for check in checks:
             assert check["points"] > 0 and check["hint"].strip() and check["what"].strip(), check
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    # `python -m grader | head`: the reader may leave before the report is written
+    proc = subprocess.run(["bash", "-c", f"'{sys.executable}' -m grader --solutions text_to_token_ids | true"],
+                          cwd=KIT, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
