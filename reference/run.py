@@ -7,6 +7,7 @@ minutes on 2 cores). ``--model small --epochs 1`` is a smoke run of seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -204,6 +205,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("python -m reference: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `python -m reference | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     print(f"Training took {result.seconds:.1f} s; wrote {', '.join(OUTPUT_FILES)} to {args.out}/",
           file=sys.stderr)
     return 0
