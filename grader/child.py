@@ -69,8 +69,11 @@ def load_student_function(source, exercise: str):
 def error_line(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit (sys.exit({exc.code!r}) was called)"
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{exc.__class__.__name__}: {message}"[:300] if message else exc.__class__.__name__
+    message = " ".join(line.strip() for line in str(exc).strip().splitlines())  # all of it, on one line
+    if not message:
+        return exc.__class__.__name__
+    text = f"{exc.__class__.__name__}: {message}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def reset_global_state(threads: int | None = None):
@@ -133,17 +136,27 @@ def run_scenarios(exercise: str, fn, ctx, threads: int | None = None) -> dict:
                 raise NotImplementedYet(f"{exercise} still raises NotImplementedError") from None
             outputs[name] = {"__error__": "NotImplementedError", "message": ""}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they cost this scenario only
-            outputs[name] = error_record(exc)
+            outputs[name] = error_record(exc, getattr(getattr(fn, "__code__", None), "co_filename", None))
     return outputs
 
 
-def error_record(exc: BaseException) -> dict:
+def error_record(exc: BaseException, student_file: str | None = None) -> dict:
     if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
         kind, message = "MemoryLimit", "ran out of memory: it allocated more than the memory limit (--memory-limit)"
     else:
-        kind, message = exc.__class__.__name__, error_line(exc)
+        kind, message = exc.__class__.__name__, error_line(exc) + student_line(exc, student_file)
     return {"__error__": kind, "message": message,
             "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+
+
+def student_line(exc: BaseException, student_file: str | None) -> str:
+    """`` (at line N: code)`` for the deepest frame of the student's file in the traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if student_file and f.filename == student_file]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f" (at line {frame.lineno}{code})"
 
 
 def grade_in_child(source, exercise: str, ctx) -> dict:

@@ -27,6 +27,10 @@ COMMANDS = {
 }
 
 
+CODE_SUFFIXES = {".py", ".ipynb"}  # --output never replaces a student's code
+KIT_SOURCE_FOLDERS = ("exercises", "solutions", "grader", "reference", "data")
+
+
 class UsageError(Exception):
     """Printed as one line; exit 2."""
 
@@ -106,14 +110,14 @@ def open_source(args):
         if args.solutions:
             if not (KIT_ROOT / "solutions").is_dir():
                 raise UsageError("--solutions: there is no solutions/ here (the student release has none)")
-            return ExercisesDir(KIT_ROOT / "solutions", "solutions/")
+            return ExercisesDir(KIT_ROOT / "solutions", f"{KIT_ROOT / 'solutions'}/")
         if args.submission:
             return open_submission(args.submission)
         if args.exercises_dir:
             if not args.exercises_dir.is_dir():
                 raise UsageError(f"{args.exercises_dir} is not a folder")
             return ExercisesDir(args.exercises_dir, str(args.exercises_dir))
-        return ExercisesDir(KIT_ROOT / "exercises", "exercises/")
+        return ExercisesDir(KIT_ROOT / "exercises", f"{KIT_ROOT / 'exercises'}/")  # which copy, said in full
     except SourceError as exc:
         raise UsageError(str(exc)) from None
 
@@ -128,6 +132,12 @@ def check_output_path(path: Path | None, source) -> None:
         raise UsageError(f"--output {path} is the submission itself: name another file")
     if not path.parent.exists():
         raise UsageError(f"--output {path}: folder {path.parent} does not exist")
+    if path.exists() and path.suffix in CODE_SUFFIXES:
+        raise UsageError(f"--output {path} is existing code, not a report: name another file")
+    resolved = path.resolve()
+    for folder in KIT_SOURCE_FOLDERS:
+        if (KIT_ROOT / folder).resolve() in resolved.parents:
+            raise UsageError(f"--output {path} is inside the kit's {folder}/: write the report elsewhere")
 
 
 def verify_kit_data() -> None:

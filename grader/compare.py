@@ -236,12 +236,29 @@ def _kind(value) -> str:
     return type(value).__name__
 
 
+SAME_CAUSE_ERRORS = {"ZeroDivisionError"}  # one cause, whatever the wording ("float division by zero")
+
+
+def _error_core(error: dict) -> str:
+    """The start of an error message, without where it happened and without numbers."""
+    message = str(error.get("message", "")).split(" (at line ")[0]
+    return re.sub(r"\d+", "#", message)[:80]
+
+
+def same_error(actual: dict, other: dict) -> bool:
+    """The same exception type, and the same message unless the type has one cause only:
+    a TypeError from one mistake says nothing about another TypeError."""
+    if actual["__error__"] != other["__error__"]:
+        return False
+    return actual["__error__"] in SAME_CAUSE_ERRORS or _error_core(actual) == _error_core(other)
+
+
 def same_output(check, actual, other) -> bool:
     """Whether two outputs for ``check`` are the same for diagnosis: the same exception type
     for errors; else equal within the check's tolerance, and of the same kind (tensor or
     Python number) where the check asks for a type."""
     if is_error(actual) or is_error(other):
-        return is_error(actual) and is_error(other) and actual["__error__"] == other["__error__"]
+        return is_error(actual) and is_error(other) and same_error(actual, other)
     if "type" in check and _kind(actual) != _kind(other):
         return False
     loose = {k: v for k, v in check.items() if k != "type"}

@@ -33,6 +33,7 @@ class CheckResult:
     message: str = ""  # what was expected and what came, when it failed
     diagnosis: str = ""  # the likely mistake, when the error model recognises it
     hint: str = ""
+    traceback: str = ""  # when the student's code raised: shown with -v
 
     @property
     def passed(self) -> bool:
@@ -148,6 +149,8 @@ def evaluate_check(exercise: str, check: dict, child, expected: dict) -> CheckRe
         result.points = 0
         result.message = message
         result.diagnosis = diagnose(exercise, check, actual, child.outputs, expected)
+        if is_error(actual):
+            result.traceback = str(actual.get("traceback", ""))
     return result
 
 

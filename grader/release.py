@@ -316,7 +316,7 @@ name = "llm-ch5-exercises"
 version = "{version}"
 description = "Chapter 5 of Build a Large Language Model From Scratch: exercises and their grader"
 readme = "README.md"
-requires-python = ">=3.10"
+requires-python = ">=3.11"
 dependencies = {dependencies}
 
 [tool.setuptools]
@@ -427,7 +427,7 @@ them on seeded inputs against frozen expected values. Everything works offline.
 
 ## Setup
 
-Python 3.10 or newer, then from this folder:
+Python 3.11 or newer, then from this folder:
 
     pip install -e .
 

@@ -49,6 +49,8 @@ def render_text(report: Report, verbose: bool = False) -> str:
                 lines.append(f"  likely cause: {first.diagnosis}")
             if i == 0 or verbose:
                 lines.append(f"  hint: {first.hint}")
+            if verbose and first.traceback:
+                lines.extend("  | " + line for line in first.traceback.rstrip().splitlines())
             lines.append("")
         if verbose and failed and ex.log.strip():
             lines.append(f"{ex.name}: what your code printed:")

@@ -109,7 +109,7 @@ def read_source(path: Path) -> str:
     if path.is_dir():
         raise SourceError(f"{path} is a folder: pass the .py file to grade")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark, as Windows editors write, is fine
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
 

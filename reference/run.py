@@ -178,6 +178,8 @@ def _check_args(args):
 
 
 def main(argv=None) -> int:
+    from .data import DataFileError
+
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
@@ -192,14 +194,14 @@ def main(argv=None) -> int:
         train_loader, _ = make_loaders(text, args.context_length, args.batch_size)  # fail early
         total_steps = len(train_loader) * args.epochs
         print(f"Pretraining the {args.model} model on The Verdict on {device} "
-              f"({args.epochs} epochs, {total_steps} steps)", file=sys.stderr)
+              f"({args.epochs} epoch{'s' * (args.epochs != 1)}, {total_steps} steps)", file=sys.stderr)
         start = time.perf_counter()
         model, optimizer, result = pretrain(
             cfg, num_epochs=args.epochs, device=device, seed=args.seed,
             batch_size=args.batch_size, on_step=_progress(total_steps, start),
         )
         save_outputs(args.out, model, optimizer, cfg, result, args.epochs)
-    except UsageError as exc:
+    except (UsageError, DataFileError) as exc:
         print(f"python -m reference: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
