@@ -15,14 +15,13 @@ import torch
 from . import EXERCISES
 from .context import EXPECTED_DIR, FIXTURES_FILE, Context
 
-BOOK_INPUTS = [[16833, 3626, 6100], [40, 1107, 588]]
 
 
 def compute_fixtures(ctx: Context) -> dict:
     """Inputs the scenarios replay instead of recomputing with the 124M model."""
     from reference import calc_loss_batch
 
-    from .scenarios import batch_key, verdict_loaders
+    from .scenarios import BOOK_INPUTS, batch_key, verdict_loaders
 
     model = ctx.build_model_124m()
     losses = {}
