@@ -30,8 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import EXERCISES
-from .cli import UsageError, check_exercise_name
+from .cli import UsageError, device_argument, selected_exercises
 
 SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
 TOP_FAILING = 10
@@ -353,7 +352,7 @@ def batch_command(argv) -> int:
     from .sources import SourceError
 
     args = build_parser().parse_args(argv)
-    exercises = [check_exercise_name(n) for n in dict.fromkeys(args.exercises)] or list(EXERCISES)
+    exercises = selected_exercises(args.exercises)
     check_args(args)
     submissions = find_submissions(args.folder)
     if not submissions:
@@ -362,13 +361,10 @@ def batch_command(argv) -> int:
 
     verify_kit_data()
 
-    from .runner import prepare_parent, resolve_device
+    from .runner import prepare_parent
     from .sandbox import Limits
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    device = device_argument(args.device)
     start = time.perf_counter()
     for sub in submissions:
         try:

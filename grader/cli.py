@@ -141,17 +141,27 @@ def check_output_path(path: Path | None, source) -> None:
 
 
 def verify_kit_data() -> None:
-    from reference import DataFileError, verify_all_data
+    """The shipped data files and the frozen expected values are all there (else UsageError)."""
+    from .context import EXPECTED_DIR, missing_expected_files
 
-    from .context import EXPECTED_DIR
+    verify_data_files()
+    if missing_expected_files():
+        raise UsageError(f"expected values missing in {EXPECTED_DIR}: run `python -m grader regen`")
+
+
+def selected_exercises(names) -> list[str]:
+    """The exercises named on the command line (checked, duplicates dropped), or all of them."""
+    return [check_exercise_name(n) for n in dict.fromkeys(names)] or list(EXERCISES)
+
+
+def device_argument(name: str) -> str:
+    """``--device`` resolved (auto -> cuda or cpu); UsageError for cuda without a GPU."""
+    from .runner import resolve_device
 
     try:
-        verify_all_data()
-    except DataFileError as exc:
+        return resolve_device(name)
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
-    missing = [e for e in EXERCISES if not (EXPECTED_DIR / f"{e}.pt").is_file()]
-    if missing or not (EXPECTED_DIR / "fixtures.pt").is_file():
-        raise UsageError(f"expected values missing in {EXPECTED_DIR}: run `python -m grader regen`")
 
 
 def write_report(text: str, output: Path | None) -> None:
@@ -173,7 +183,7 @@ def grade_command(argv) -> int:
     if args.hint:
         sys.stdout.write(hints(args.hint))
         return 0
-    exercises = [check_exercise_name(n) for n in dict.fromkeys(args.exercises)] or list(EXERCISES)
+    exercises = selected_exercises(args.exercises)
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
     if args.watch and (args.output is not None or args.format != "text"):
@@ -186,13 +196,10 @@ def grade_command(argv) -> int:
     verify_kit_data()
 
     from .report import RENDERERS
-    from .runner import grade, resolve_device
+    from .runner import grade
     from .sandbox import Limits
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    device = device_argument(args.device)
     limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
     if args.watch:
         from .watch import watch
@@ -208,14 +215,14 @@ def grade_command(argv) -> int:
 def regen_command(argv) -> int:
     argparse.ArgumentParser(prog="python -m grader regen",
                             description="Recompute grader/expected/ from the reference (about a minute).").parse_args(argv)
-    verify_kit_data_files_only()
+    verify_data_files()
     from .expected import regenerate
 
     regenerate()
     return 0
 
 
-def verify_kit_data_files_only() -> None:
+def verify_data_files() -> None:
     from reference import DataFileError, verify_all_data
 
     try:

@@ -43,6 +43,14 @@ class Context:
         return self._model_device
 
 
+def missing_expected_files(expected_dir: Path = EXPECTED_DIR) -> list[str]:
+    """The frozen files `python -m grader regen` writes that are not in ``expected_dir``."""
+    from . import EXERCISES
+
+    names = [FIXTURES_FILE] + [f"{e}.pt" for e in EXERCISES]
+    return [name for name in names if not (expected_dir / name).is_file()]
+
+
 def load_fixtures(expected_dir: Path = EXPECTED_DIR) -> dict:
     return torch.load(expected_dir / FIXTURES_FILE, weights_only=True)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
-import hashlib
+import filecmp
 import keyword
 import os
 import re
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from . import EXERCISES
 from .cli import UsageError
+from .context import missing_expected_files
 from .generate import REGION, GenerateError, stub_source
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -336,14 +337,9 @@ def pyproject() -> str:
     return PYPROJECT.format(version=project["version"], dependencies=deps)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_release(dest: Path, log=print) -> None:
     """Write the release into the empty folder ``dest``. Raises GenerateError."""
-    missing = [e for e in EXERCISES if not (GRADER_DIR / "expected" / f"{e}.pt").is_file()]
-    if missing or not (GRADER_DIR / "expected" / "fixtures.pt").is_file():
+    if missing_expected_files(GRADER_DIR / "expected"):
         raise GenerateError("grader/expected/ is incomplete: run `python -m grader regen` first")
     shutil.copytree(KIT_ROOT / "data", dest / "data", ignore=IGNORED)
     (dest / "reference").mkdir()
@@ -360,7 +356,7 @@ def write_release(dest: Path, log=print) -> None:
 
     shutil.copytree(GRADER_DIR, dest / "grader", ignore=grader_ignore)
     for name in os.listdir(GRADER_DIR / "expected"):  # byte for byte, as regen wrote them
-        if sha256(GRADER_DIR / "expected" / name) != sha256(dest / "grader" / "expected" / name):
+        if not filecmp.cmp(GRADER_DIR / "expected" / name, dest / "grader" / "expected" / name, shallow=False):
             raise GenerateError(f"grader/expected/{name} changed while it was copied")
     (dest / "grader" / "given.py").write_text(given_module(), encoding="utf-8")
     (dest / "grader" / "RELEASE").write_text(

@@ -19,7 +19,7 @@ import pytest
 
 from grader import EXERCISES
 from grader.report import (EXERCISM_OUTPUT_LIMIT, EXERCISM_TRUNCATED, RENDERERS, _exercism_output,
-                           exercism_results, gradescope_results)
+                           exercism_results)
 from grader.runner import grade
 from grader.sources import ExercisesDir
 
