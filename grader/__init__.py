@@ -1,7 +1,8 @@
 """Autograder for the chapter-5 exercises: ``python -m grader --help``."""
 
 # The exercises in the order the chapter introduces them; each is a function name
-# from the book, a module in exercises/ and solutions/, and a table in checks.toml.
+# from the book, a module in exercises/ and solutions/, and a folder grader/checks/<name>/
+# (its checks, scenarios and known mistakes).
 EXERCISES = (
     "text_to_token_ids",
     "token_ids_to_text",

@@ -30,7 +30,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import UsageError, device_argument, selected_exercises
+from .options import device_argument, selected_exercises
+from .errors import SourceError, UsageError
 
 SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
 TOP_FAILING = 10
@@ -54,7 +55,7 @@ def find_submissions(folder: Path) -> list[Submission]:
 
 def open_file(path: Path, label: str):
     """sources.SubmissionFile for a .py file, sources.NotebookFile for an .ipynb one. Raises SourceError."""
-    from .sources import SourceError, open_submission
+    from .sources import open_submission
 
     if path.suffix in (".py", ".ipynb"):
         source = open_submission(path)
@@ -67,7 +68,7 @@ def open_file(path: Path, label: str):
 
 def open_entry(path: Path, label: str):
     """The grading source of one entry of SUBMISSIONS_DIR. Raises sources.SourceError (one line)."""
-    from .sources import ExercisesDir, SourceError
+    from .sources import ExercisesDir
 
     if not path.is_dir():
         return open_file(path, label)
@@ -232,7 +233,7 @@ def write_gradebook(path: Path, submissions, exercises) -> None:
 
 def class_summary(submissions, exercises, top: int = TOP_FAILING) -> str:
     """Totals, the submissions that could not be graded, and the most common failing checks."""
-    from .grading import check_definitions
+    from .checks import check_definitions
 
     graded = [s for s in submissions if s.report is not None]
     lines = []
@@ -349,7 +350,6 @@ def write_reports(folder: Path, submissions) -> None:
 
 
 def batch_command(argv) -> int:
-    from .sources import SourceError
 
     args = build_parser().parse_args(argv)
     exercises = selected_exercises(args.exercises)
@@ -357,7 +357,7 @@ def batch_command(argv) -> int:
     submissions = find_submissions(args.folder)
     if not submissions:
         raise UsageError(f"no submissions in {args.folder} (expected .py or .ipynb files, or folders)")
-    from .cli import verify_kit_data
+    from .options import verify_kit_data
 
     verify_kit_data()
 

@@ -1,4 +1,4 @@
-"""The grader's checks as pytest tests: one test per check of checks.toml.
+"""The grader's checks as pytest tests: one test per check of grader/checks/*/checks.toml.
 
 They run in the grader's own process over the outputs that the sandboxed
 children sent back; ``grader/pytest_plugin.py`` supplies those and collects the

@@ -13,20 +13,13 @@ from pathlib import Path
 import torch
 
 from . import EXERCISES
-from .scenarios import SCENARIOS
+from .checks import scenarios
+from .errors import LoadError, NotImplementedYet
 
 # Names a student's module may use besides its own exercise; when one exercise is
 # graded they are bound to the reference, so a mistake costs points in one place only.
 REFERENCE_NAMES = tuple(EXERCISES) + ("generate_and_print_sample", "generate_text_simple")
 MAX_TENSOR_ELEMENTS = 2_000_000
-
-
-class NotImplementedYet(Exception):
-    """The exercise is missing or still raises NotImplementedError."""
-
-
-class LoadError(Exception):
-    """The student's file could not be imported; the message says why."""
 
 
 def load_module(path: Path, module_name: str):
@@ -127,7 +120,7 @@ def run_scenarios(exercise: str, fn, ctx, threads: int | None = None) -> dict:
         NotImplementedYet: the first scenario raised NotImplementedError.
     """
     outputs = {}
-    for name, scenario in SCENARIOS[exercise].items():
+    for name, scenario in scenarios(exercise).items():
         reset_global_state(threads)
         try:
             outputs[name] = plain(scenario(fn, ctx))

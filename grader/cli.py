@@ -6,13 +6,14 @@ Exit status: 0 when every graded exercise gets full marks, 1 otherwise, 2 on a u
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import sys
 from pathlib import Path
 
 from . import EXERCISES
+from .errors import SourceError, UsageError
+from .options import check_exercise_name, device_argument, selected_exercises, verify_data_files, verify_kit_data
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -21,7 +22,7 @@ COMMANDS = {
     "regen": "grader.cli:regen_command",
     "make-exercises": "grader.cli:make_exercises_command",
     "batch": "grader.batch:batch_command",
-    "notebook": "grader.notebook:notebook_command",
+    "notebook": "grader.make_notebook:notebook_command",
     "gradescope": "grader.gradescope:gradescope_command",
     "release": "grader.release:release_command",
 }
@@ -29,10 +30,6 @@ COMMANDS = {
 
 CODE_SUFFIXES = {".py", ".ipynb"}  # --output never replaces a student's code
 KIT_SOURCE_FOLDERS = ("exercises", "solutions", "grader", "reference", "data")
-
-
-class UsageError(Exception):
-    """Printed as one line; exit 2."""
 
 
 def build_parser():
@@ -72,16 +69,10 @@ def build_parser():
     return p
 
 
-def check_exercise_name(name: str) -> str:
-    if name in EXERCISES:
-        return name
-    close = difflib.get_close_matches(name, EXERCISES, n=1)
-    suggestion = f": did you mean {close[0]}?" if close else f" (one of: {', '.join(EXERCISES)})"
-    raise UsageError(f"unknown exercise {name!r}{suggestion}")
 
 
 def list_exercises() -> str:
-    from .grading import check_definitions
+    from .checks import check_definitions
 
     defs = check_definitions()
     width = max(map(len, EXERCISES))
@@ -94,7 +85,7 @@ def list_exercises() -> str:
 
 
 def hints(name: str) -> str:
-    from .grading import check_definitions
+    from .checks import check_definitions
 
     spec = check_definitions()[check_exercise_name(name)]
     lines = [f"{name} (section {spec['section']}): {spec['summary']}"]
@@ -104,7 +95,7 @@ def hints(name: str) -> str:
 
 
 def open_source(args):
-    from .sources import ExercisesDir, SourceError, open_submission
+    from .sources import ExercisesDir, open_submission
 
     try:
         if args.solutions:
@@ -140,28 +131,10 @@ def check_output_path(path: Path | None, source) -> None:
             raise UsageError(f"--output {path} is inside the kit's {folder}/: write the report elsewhere")
 
 
-def verify_kit_data() -> None:
-    """The shipped data files and the frozen expected values are all there (else UsageError)."""
-    from .context import EXPECTED_DIR, missing_expected_files
-
-    verify_data_files()
-    if missing_expected_files():
-        raise UsageError(f"expected values missing in {EXPECTED_DIR}: run `python -m grader regen`")
 
 
-def selected_exercises(names) -> list[str]:
-    """The exercises named on the command line (checked, duplicates dropped), or all of them."""
-    return [check_exercise_name(n) for n in dict.fromkeys(names)] or list(EXERCISES)
 
 
-def device_argument(name: str) -> str:
-    """``--device`` resolved (auto -> cuda or cpu); UsageError for cuda without a GPU."""
-    from .runner import resolve_device
-
-    try:
-        return resolve_device(name)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def write_report(text: str, output: Path | None) -> None:
@@ -213,22 +186,24 @@ def grade_command(argv) -> int:
 
 
 def regen_command(argv) -> int:
-    argparse.ArgumentParser(prog="python -m grader regen",
-                            description="Recompute grader/expected/ from the reference (about a minute).").parse_args(argv)
+    p = argparse.ArgumentParser(prog="python -m grader regen",
+                                description="Recompute grader/expected/ from the reference (about a minute). "
+                                            "A file whose values are unchanged (within the stated tolerance) "
+                                            "is kept byte for byte.")
+    p.add_argument("--check", action="store_true",
+                   help="only report which files would change; exit 1 if any")
+    args = p.parse_args(argv)
     verify_data_files()
     from .expected import regenerate
 
-    regenerate()
+    changed = regenerate(check=args.check)
+    if args.check:
+        print("grader/expected/ is current" if not changed else
+              f"{len(changed)} file(s) would change: run `python -m grader regen`")
+        return 1 if changed else 0
     return 0
 
 
-def verify_data_files() -> None:
-    from reference import DataFileError, verify_all_data
-
-    try:
-        verify_all_data()
-    except DataFileError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def make_exercises_command(argv) -> int:

@@ -136,7 +136,7 @@ def compare_log(actual, expected, check) -> str | None:
     return None
 
 
-# Plot checks look at the figure description made in the child (scenarios.describe_figure)
+# Plot checks look at the figure description made in the child (checks/plot_losses/scenarios.py: describe_figure)
 
 
 def _matches(values, wanted, atol=1e-6):

@@ -8,7 +8,7 @@ root, Gradescope's two files and the kit's grading parts:
   (the versions this bundle was built and tested with);
 - ``run_autograder``: run for each submission: grades /autograder/submission and
   writes /autograder/results/results.json (``python -m grader.gradescope``);
-- ``requirements.txt``, ``grader/`` (with checks.toml and the frozen expected
+- ``requirements.txt``, ``grader/`` (with its checks and the frozen expected
   values), ``reference/`` and ``data/``. No solutions/.
 
 ``run_autograder`` reads ``AUTOGRADER_ROOT`` (default /autograder) and
@@ -139,7 +139,8 @@ def build_bundle(output: Path, force: bool = False) -> list[str]:
 
 
 def gradescope_command(argv) -> int:
-    from .cli import UsageError, verify_kit_data
+    from .options import verify_kit_data
+    from .errors import UsageError
 
     p = argparse.ArgumentParser(
         prog="python -m grader gradescope",
@@ -206,7 +207,7 @@ def find_submission(folder: Path) -> list[str]:
 
 def error_results(message: str) -> dict:
     """results.json for a submission that could not be graded: 0 points and the reason."""
-    from .grading import check_definitions
+    from .checks import check_definitions
 
     max_score = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
     return {"score": 0, "max_score": max_score, "output": f"The autograder could not grade this submission: {message}",

@@ -5,14 +5,10 @@ The result model here is the one every output format renders.
 
 from __future__ import annotations
 
-import functools
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from .checks import check_definitions
 from .compare import DIAGNOSABLE, is_error, pick, run_comparator, same_output
-
-CHECKS_FILE = Path(__file__).resolve().parent / "checks.toml"
 
 STATUS_LINES = {
     "not_implemented": "not implemented yet",
@@ -84,13 +80,6 @@ class Report:
     @property
     def full_marks(self) -> bool:
         return all(e.score == e.max_score for e in self.exercises)
-
-
-@functools.lru_cache(maxsize=1)
-def check_definitions() -> dict:
-    """checks.toml as a dict: exercise -> {section, summary, checks: [...], mistakes: {...}}."""
-    with open(CHECKS_FILE, "rb") as f:
-        return tomllib.load(f)
 
 
 def scenario_output(outputs: dict, check: dict):

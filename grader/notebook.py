@@ -1,12 +1,4 @@
-"""Jupyter notebooks: write the exercise notebook, and run a submitted one for grading.
-
-``python -m grader notebook --output DIR`` writes ``DIR/chapter5.ipynb`` (nbformat 4):
-an introduction, a setup cell importing the earlier chapters' pieces from
-``reference``, then for each exercise a markdown cell (book section, what to do,
-shapes, what the grader checks), a code cell with the stub from solutions/ (as
-``python -m grader make-exercises`` makes it) and a *grade cell* that runs
-``python -m grader --submission <the saved notebook> EXERCISE`` in a separate
-process (``grade_in_notebook``).
+"""Jupyter notebooks as the grader reads and runs them, and the grade cells inside Jupyter.
 
 ``python -m grader --submission work.ipynb`` grades a notebook. The parent reads
 and validates it (``read_code_cells``); each grading child runs its code cells in
@@ -14,18 +6,16 @@ order in a fresh module (``load_notebook_module``), the way a fresh "Run all"
 would: IPython magics and shell lines (``%matplotlib inline``, ``!pip ...``) are
 skipped, grade cells are skipped, and a cell that raises stops the cells after it.
 
+The notebook itself is written by ``python -m grader notebook`` (make_notebook.py).
 This module is also imported inside the student's Jupyter kernel (the grade
-cells), so it imports nothing heavy at the top.
+cells: ``grade_in_notebook``), so it imports nothing heavy at the top.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import io
 import linecache
 import os
-import re
 import subprocess
 import sys
 import time
@@ -36,27 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import EXERCISES
+from .errors import LoadError, NotebookError
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS_DIR = KIT_ROOT / "solutions"
 DEFAULT_NAME = "chapter5.ipynb"
-SOLUTIONS_NAME = "chapter5-solutions.ipynb"
 # A grade cell has this tag, or a first line starting with GRADE_MARKER; grading skips it.
 GRADE_TAG = "grade-cell"
 GRADE_MARKER = "# grade-cell"
 # Set in a grading child that runs a notebook: a grader started from there refuses to run.
 NESTED_ENV = "CH5_GRADER_IN_NOTEBOOK"
-# The earlier chapters' pieces the setup cell imports.
-SETUP_NAMES = ("GPTModel", "GPT_CONFIG_124M", "create_dataloader_v1", "generate_text_simple",
-               "get_tokenizer", "load_text", "generate_and_print_sample")
 # Cell magics whose body is Python: grading runs the body once; other cell magics are skipped.
 PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun")
-SOLUTION_MARKER = re.compile(r"^[ \t]*# (BEGIN|END) SOLUTION[ \t]*\n", re.M)
-DOC_SECTION = re.compile(r"^(Args|Returns|Prints|Raises|Steps):\s*$")
-
-
-class NotebookError(ValueError):
-    """A file that is not a usable notebook; the message is one line."""
 
 
 # ---------------------------------------------------------------------------
@@ -226,8 +206,6 @@ def load_notebook_module(path: Path, cells: list[CodeCell], exercise: str):
     """
     import reference
 
-    from .child import LoadError
-
     os.environ[NESTED_ENV] = "1"  # a grader started from a cell refuses to run (no recursion)
     module = types.ModuleType("submission")
     module.__dict__["display"] = _display
@@ -252,229 +230,6 @@ def load_notebook_module(path: Path, cells: list[CodeCell], exercise: str):
             raise LoadError(failure.sentence())
         print(f"note: {failure.sentence()}", file=sys.stderr)
     return module
-
-
-# ---------------------------------------------------------------------------
-# Writing the exercise notebook
-# ---------------------------------------------------------------------------
-
-def _rst_to_markdown(text: str) -> str:
-    return re.sub(r"``(.+?)``", r"`\1`", text)
-
-
-def _items(lines: list[str]) -> list[str]:
-    """Docstring section lines -> items: a line at the section's indent starts one."""
-    lines = [line for line in lines if line.strip()]
-    if not lines:
-        return []
-    indent = min(len(line) - len(line.lstrip()) for line in lines)
-    items = []
-    for line in lines:
-        if len(line) - len(line.lstrip()) == indent or not items:
-            items.append(line.strip())
-        else:
-            items[-1] += " " + line.strip()
-    return items
-
-
-def docstring_markdown(doc: str) -> str:
-    """A Google-style docstring (Args/Returns/Prints/Steps) as markdown."""
-    intro, sections, current = [], {}, None
-    for line in doc.splitlines():
-        match = DOC_SECTION.match(line.strip()) if not line.startswith((" ", "\t")) else None
-        if match:
-            current = match.group(1)
-            sections[current] = []
-        elif current:
-            sections[current].append(line)
-        else:
-            intro.append(line)
-    out = [" ".join(p.split()) for p in "\n".join(intro).split("\n\n") if p.strip()]
-    if "Args" in sections:
-        out.append("**Inputs**\n\n" + "\n".join(
-            "- `{}`:{}".format(*item.split(":", 1)) if ":" in item else f"- {item}"
-            for item in _items(sections["Args"])))
-    for name, title in (("Returns", "Returns"), ("Raises", "Raises"), ("Prints", "Prints")):
-        if name in sections:
-            out.append(f"**{title}**: " + " ".join(_items(sections[name])))
-    if "Steps" in sections:
-        steps = [re.sub(r"^TODO (\d+):\s*", r"\1. ", item) for item in _items(sections["Steps"])]
-        out.append("**What to do** (in the code cell below)\n\n" + "\n".join(steps))
-    return _rst_to_markdown("\n\n".join(out))
-
-
-def exercise_code(source: str) -> str:
-    """One exercise module as a notebook code cell.
-
-    Drops the module docstring (the markdown cell says it) and the imports of
-    other exercises or setup-cell names from ``reference`` with the comment
-    above them: in the notebook, the student's own earlier functions are in
-    scope (the grader still binds the reference versions when it grades one).
-    """
-    tree = ast.parse(source)
-    lines = source.splitlines()
-    replace = {}  # first line (0-based) -> (last line, replacement lines)
-    body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        replace[body[0].lineno - 1] = (body[0].end_lineno - 1, [])
-    for node in body:
-        if isinstance(node, ast.ImportFrom) and node.module == "reference" and node.level == 0:
-            keep = [a for a in node.names if a.name not in EXERCISES and a.name not in SETUP_NAMES]
-            new = [] if not keep else ["from reference import " + ", ".join(
-                a.name + (f" as {a.asname}" if a.asname else "") for a in keep)]
-            first = node.lineno - 1
-            if not keep:
-                while first > 0 and lines[first - 1].lstrip().startswith("#"):
-                    first -= 1
-            replace[first] = (node.end_lineno - 1, new)
-    out, i = [], 0
-    while i < len(lines):
-        if i in replace:
-            last, new = replace[i]
-            out.extend(new)
-            i = last + 1
-        else:
-            out.append(lines[i])
-            i += 1
-    text = re.sub(r"\n{3,}", "\n\n\n", "\n".join(out).strip("\n"))
-    return text + "\n"
-
-
-def _function_doc(source: str, exercise: str) -> str:
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef) and node.name == exercise:
-            return ast.get_docstring(node) or ""
-    return ""
-
-
-def grade_cell_source(*exercises: str) -> str:
-    """A grade cell for ``exercises`` (none: all of them)."""
-    args = ", ".join(repr(e) for e in exercises)
-    what = ", ".join(exercises) if exercises else "every exercise"
-    return (f"{GRADE_MARKER}: grades {what} in this notebook's SAVED file; save first (Ctrl+S / Cmd+S).\n"
-            "# It runs `python -m grader --submission <this notebook>` in a separate process and is\n"
-            "# skipped when the notebook itself is graded.\n"
-            "from grader.notebook import grade_in_notebook\n"
-            f"grade_in_notebook({args})\n")
-
-
-INTRO = """# Chapter 5: Pretraining on unlabeled data — exercises
-
-The functions of chapter 5 of *Build a Large Language Model From Scratch*, one exercise each.
-For each exercise: read the text, fill in the function in the code cell (replace the
-`raise NotImplementedError(...)`), run the cell, **save the notebook** (Ctrl+S / Cmd+S),
-then run the grade cell below it. The grade cell runs the kit's grader on the saved file,
-so unsaved changes are not graded.
-
-How the grader runs this notebook: the code cells run in order in a fresh process, as a
-fresh *Run all* would. IPython magics and shell lines (`%matplotlib inline`, `!pip ...`)
-and the grade cells are skipped; a cell that raises stops the cells after it, and the
-report names that cell (code cells counted from 1). Each exercise is graded on its own:
-when one exercise is graded, the other exercises' names used inside it are the kit's
-reference versions, so a mistake costs points in one exercise only. Keep long runs (a
-full training) out of this notebook, or the grader runs them too.
-
-From a terminal in the kit's folder: `python -m grader --submission chapter5.ipynb`
-(add exercise names to grade only those; `--hint EXERCISE` for hints).
-"""
-
-SETUP = """# Setup: the pieces from earlier chapters, from the kit's reference implementation.
-# ModuleNotFoundError here means the kit is not importable from this notebook's folder:
-# `pip install -e /path/to/the/kit`, or keep this notebook in the kit's folder.
-import torch
-
-from reference import (
-""" + "".join(f"    {name},\n" for name in SETUP_NAMES) + """)
-
-tokenizer = get_tokenizer()  # GPT-2's BPE tokenizer (tiktoken), from the kit's offline files
-"""
-
-
-def build_notebook(with_solutions: bool = False, solutions_dir: Path = SOLUTIONS_DIR):
-    """The exercise notebook as an ``nbformat`` v4 NotebookNode (validated).
-
-    ``with_solutions`` puts the solutions in the code cells instead of the stubs.
-    Every exercise code cell carries ``metadata.grader = {"exercise": name}`` and
-    every grade cell the tag ``grade-cell``.
-    """
-    import nbformat
-    from nbformat import v4
-
-    from .generate import stub_source
-    from .grading import check_definitions
-
-    defs = check_definitions()
-    cells = [v4.new_markdown_cell(INTRO), v4.new_code_cell(SETUP, metadata={"grader": {"role": "setup"}})]
-    for number, exercise in enumerate(EXERCISES, 1):
-        source = (solutions_dir / f"{exercise}.py").read_text(encoding="utf-8")
-        spec = defs[exercise]
-        points = sum(c["points"] for c in spec["checks"])
-        checks = "\n".join(f"- {c['what']} ({c['points']:g} point{'s' * (c['points'] != 1)})"
-                           for c in spec["checks"])
-        text = (f"## Exercise {number}: `{exercise}` (section {spec['section']}, {points:g} points)\n\n"
-                f"Task: {spec['summary']}.\n\n"
-                f"{docstring_markdown(_function_doc(source, exercise))}\n\n"
-                f"**The grader checks**\n\n{_rst_to_markdown(checks)}")
-        code = SOLUTION_MARKER.sub("", source) if with_solutions else stub_source(source, exercise)
-        cells.append(v4.new_markdown_cell(text))
-        cells.append(v4.new_code_cell(exercise_code(code), metadata={"grader": {"exercise": exercise}}))
-        cells.append(v4.new_code_cell(grade_cell_source(exercise), metadata={"tags": [GRADE_TAG]}))
-    cells.append(v4.new_markdown_cell("## Grade everything\n\nSave the notebook first."))
-    cells.append(v4.new_code_cell(grade_cell_source(), metadata={"tags": [GRADE_TAG]}))
-    nb = v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    return nb
-
-
-def write_notebook(directory: Path, name: str = DEFAULT_NAME, with_solutions: bool = False,
-                   force: bool = False) -> Path:
-    """Write the notebook to ``directory/name``; returns its path.
-
-    Raises:
-        FileExistsError: the file exists and ``force`` is false (it may hold a student's work).
-        NotADirectoryError: ``directory`` exists and is not a folder.
-    """
-    import nbformat
-
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise NotADirectoryError(f"--output {directory} is a file: name a folder")
-    path = directory / name
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists: --force replaces it (and loses the work in it)")
-    nb = build_notebook(with_solutions)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    nbformat.write(nb, str(tmp))
-    tmp.replace(path)
-    return path
-
-
-def notebook_command(argv) -> int:
-    from .cli import UsageError
-
-    p = argparse.ArgumentParser(
-        prog="python -m grader notebook",
-        description="Write the exercise notebook (Jupyter) into a folder. An existing notebook "
-                    "there is kept unless --force.")
-    p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder to write into (made if missing)")
-    p.add_argument("--name", help=f"file name (default {DEFAULT_NAME}; {SOLUTIONS_NAME} with --solutions)")
-    p.add_argument("--solutions", action="store_true", help="the instructor's copy: solutions in the code cells")
-    p.add_argument("--force", action="store_true", help="replace an existing notebook (loses its edits)")
-    args = p.parse_args(argv)
-    name = args.name or (SOLUTIONS_NAME if args.solutions else DEFAULT_NAME)
-    if not name.endswith(".ipynb") or "/" in name or os.sep in name:
-        raise UsageError(f"--name {name}: give a file name ending in .ipynb")
-    try:
-        path = write_notebook(args.output, name, with_solutions=args.solutions, force=args.force)
-    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
-        raise UsageError(str(exc)) from None
-    print(f"wrote {path}")
-    return 0
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .grading import CheckResult, check_definitions, evaluate_check
+from .checks import check_definitions
+from .grading import CheckResult, evaluate_check
 
 TEST_MODULE = Path(__file__).resolve().parent / "check_tests.py"
 

@@ -8,8 +8,8 @@ The release holds:
   given ``generate_and_print_sample`` (not an exercise) is written into the
   train_model_simple stub, calling the student's text_to_token_ids and
   token_ids_to_text;
-- ``grader/`` without the error model (mistakes.py: its outputs are frozen in
-  grader/expected/), regen, make-exercises and this command, plus the marker
+- ``grader/`` without the error model (grader/checks/*/mistakes.py: its outputs are
+  frozen in grader/expected/), regen, make-exercises and this command, plus the marker
   ``grader/RELEASE`` that switches the grader to release mode (release_mode.py);
 - ``grader/expected/``: the frozen expected values made by ``python -m grader regen``,
   copied byte for byte;
@@ -28,26 +28,30 @@ import argparse
 import ast
 import builtins
 import filecmp
-import keyword
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from . import EXERCISES
-from .cli import UsageError
+from .errors import UsageError
 from .context import missing_expected_files
 from .generate import REGION, GenerateError, stub_source
+from .release_leaks import leaked_lines, secret_lines
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 GRADER_DIR = KIT_ROOT / "grader"
-# instructor-only modules: the error model, regen, make-exercises, release
-GRADER_EXCLUDED = {"mistakes.py", "expected.py", "generate.py", "release.py"}
+TEMPLATES = GRADER_DIR / "templates"  # the release's README and pyproject.toml
+# instructor-only modules: regen, make-exercises, release; and each exercise's error model
+# (grader/checks/<exercise>/mistakes.py), whose outputs are frozen in grader/expected/
+GRADER_EXCLUDED = {"expected.py", "generate.py", "release.py"}
+CHECKS_EXCLUDED = {"mistakes.py"}
 # chapter-5 functions the book gives (not exercises): written into the stubs that use them
 GIVEN_FUNCTIONS = ("generate_and_print_sample",)
 # reference modules of the earlier chapters, shipped as they are
 REFERENCE_SHIPPED = ("data.py", "model.py")
+# reference modules of chapter 5: never shipped, and none of their lines may be
+CHAPTER5_REFERENCE = ("pretraining.py",)
 # from reference/run.py, what the grader's scenarios use (the loaders of section 5.1.3)
 RUN_KEPT = ("UsageError", "make_loaders")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
@@ -237,48 +241,6 @@ def reference_run() -> str:
 # Leak check -------------------------------------------------------------------
 
 
-def telling(code: str) -> bool:
-    """A line that says something: at least two names besides Python keywords
-    (``else:``, ``)``, ``break``, ``return loss`` say nothing about a solution)."""
-    return len([t for t in re.findall(r"[A-Za-z_]\w*", code) if not keyword.iskeyword(t)]) >= 2
-
-
-def _code_lines(text: str) -> set[str]:
-    """Telling lines, stripped, trailing comments removed."""
-    out = set()
-    for line in text.splitlines():
-        code = re.sub(r"\s+#.*$", "", line).strip()
-        if code and not code.startswith("#") and telling(code):
-            out.add(code)
-    return out
-
-
-def secret_lines(kit_root: Path = KIT_ROOT) -> set[str]:
-    """Lines of the solution regions and of the chapter-5 reference function bodies (docstrings
-    and given functions excepted) that no shipped earlier-chapter or grader code also has."""
-    secret = set()
-    for exercise in EXERCISES:
-        text = (kit_root / "solutions" / f"{exercise}.py").read_text(encoding="utf-8")
-        for match in REGION.finditer(text):
-            secret |= _code_lines(match.group(0))
-    text = (kit_root / "reference" / "pretraining.py").read_text(encoding="utf-8")
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef) and node.name not in GIVEN_FUNCTIONS:
-            body = node.body[1:] if ast.get_docstring(node) else node.body
-            for stmt in body:
-                secret |= _code_lines(ast.get_source_segment(text, stmt, padded=True))
-    return secret
-
-
-def text_files(root: Path):
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            try:
-                yield path, path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                continue  # binary: the frozen expected values (tensors), never code
-
-
 def design_texts() -> list[str]:
     """What students get by design: the shipped earlier chapters (model.py's
     generate_text_simple also has ``with torch.no_grad():``), the given functions, the
@@ -287,45 +249,11 @@ def design_texts() -> list[str]:
     texts += [given_function(name)[0] for name in GIVEN_FUNCTIONS]
     for exercise in EXERCISES:  # what make-exercises leaves outside the solution regions
         texts.append(stub_source((KIT_ROOT / "solutions" / f"{exercise}.py").read_text(encoding="utf-8"), exercise))
-    texts.append((GRADER_DIR / "checks.toml").read_text(encoding="utf-8"))
+    texts += [(GRADER_DIR / "checks" / e / "checks.toml").read_text(encoding="utf-8") for e in EXERCISES]
     return texts
 
 
-def leaked_lines(release_dir: Path) -> dict[str, list[str]]:
-    """Release file -> the secret lines in it (as a line, or inside one when 30+ characters
-    long) that are not shipped by design (``design_texts``)."""
-    texts = design_texts()
-    secret = secret_lines() - set().union(*(_code_lines(t) for t in texts))
-    long_secret = {s for s in secret if len(s) >= 30 and not any(s in t for t in texts)}
-    leaks = {}
-    for path, text in text_files(release_dir):
-        hits = sorted((secret & _code_lines(text)) | {s for s in long_secret if s in text})
-        if hits:
-            leaks[str(path.relative_to(release_dir))] = hits
-    return leaks
-
-
 # Build ----------------------------------------------------------------------------
-
-
-PYPROJECT = '''[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "llm-ch5-exercises"
-version = "{version}"
-description = "Chapter 5 of Build a Large Language Model From Scratch: exercises and their grader"
-readme = "README.md"
-requires-python = ">=3.11"
-dependencies = {dependencies}
-
-[tool.setuptools]
-packages = ["reference", "grader", "exercises"]
-
-[tool.setuptools.package-data]
-grader = ["checks.toml", "RELEASE", "expected/*.pt", "templates/*"]
-'''
 
 
 def pyproject() -> str:
@@ -334,7 +262,8 @@ def pyproject() -> str:
     with open(KIT_ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
     deps = "[\n" + "".join(f'    "{d}",\n' for d in project["dependencies"]) + "]"
-    return PYPROJECT.format(version=project["version"], dependencies=deps)
+    template = (TEMPLATES / "release-pyproject.toml").read_text(encoding="utf-8")
+    return template.format(version=project["version"], dependencies=deps)
 
 
 def write_release(dest: Path, log=print) -> None:
@@ -352,6 +281,8 @@ def write_release(dest: Path, log=print) -> None:
         skipped = set(IGNORED(folder, names))
         if Path(folder).resolve() == GRADER_DIR:
             skipped |= GRADER_EXCLUDED & set(names)
+        elif Path(folder).resolve().parent == GRADER_DIR / "checks":
+            skipped |= CHECKS_EXCLUDED & set(names)
         return skipped
 
     shutil.copytree(GRADER_DIR, dest / "grader", ignore=grader_ignore)
@@ -366,10 +297,10 @@ def write_release(dest: Path, log=print) -> None:
     (dest / "exercises").mkdir()
     for name, text in release_exercises(KIT_ROOT / "solutions").items():
         (dest / "exercises" / name).write_text(text, encoding="utf-8")
-    (dest / "README.md").write_text(RELEASE_README, encoding="utf-8")
+    shutil.copyfile(TEMPLATES / "release-README.md", dest / "README.md")
     (dest / "pyproject.toml").write_text(pyproject(), encoding="utf-8")
 
-    leaks = leaked_lines(dest)
+    leaks = leaked_lines(dest, design_texts(), secret_lines(KIT_ROOT, CHAPTER5_REFERENCE, GIVEN_FUNCTIONS))
     if leaks:
         where = "; ".join(f"{path}: {hits[0]!r}" for path, hits in leaks.items())
         raise GenerateError(f"solution code would be released ({where})")
@@ -413,45 +344,3 @@ def release_command(argv) -> int:
     files = sum(1 for p in out.rglob("*") if p.is_file())
     print(f"wrote the student release to {out}/ ({files} files); try it: cd {out} && python -m grader --list")
     return 0
-
-
-RELEASE_README = """# Chapter 5 exercises: pretraining on unlabeled data
-
-Companion exercises for chapter 5 of *Build a Large Language Model From Scratch*:
-you write the chapter's functions in `exercises/`, and `python -m grader` checks
-them on seeded inputs against frozen expected values. Everything works offline.
-
-## Setup
-
-Python 3.11 or newer, then from this folder:
-
-    pip install -e .
-
-(or `pip install torch tiktoken matplotlib nbformat`). The earlier chapters' pieces
-(GPTModel, the tokenizer, the data loaders, The Verdict) are in `reference/` and
-`data/`.
-
-## The loop
-
-    python -m grader --list                 # the exercises, in order, with their points
-    python -m grader text_to_token_ids      # grade one exercise (or several, or none = all)
-    python -m grader --watch calc_loss_batch  # re-grade each time you save the file; Ctrl-C stops
-    python -m grader --hint calc_loss_batch   # the hints for one exercise
-    python -m grader -v                     # also what your code printed, and tracebacks
-
-`python -m grader --submission my_work.py` grades a single file (or a notebook, `.ipynb`)
-that defines the exercise functions instead of `exercises/`.
-
-## Your exercises use each other
-
-`calc_loss_loader` calls your `calc_loss_batch`, `evaluate_model` calls your
-`calc_loss_loader`, and `train_model_simple` calls your `calc_loss_batch`,
-`evaluate_model`, `text_to_token_ids` and `token_ids_to_text` (through the book's
-`generate_and_print_sample`, given in `exercises/train_model_simple.py`). The grader
-runs them that way too, so **a mistake in an earlier exercise can also cost points in
-the later ones that use it**. Work in the order of `--list` and fix the earliest
-failing exercise first; the grader's "likely cause" lines say what it recognises.
-
-(Your instructor's copy of the grader checks each exercise with the book's versions
-of the others, so there a mistake costs points in one exercise only.)
-"""

@@ -26,6 +26,7 @@ import types
 from pathlib import Path
 
 from . import EXERCISES
+from .errors import DependencyError, LoadError
 
 MARKER = Path(__file__).resolve().with_name("RELEASE")
 # Commands that need the instructor's kit (the reference, solutions/); not in a release.
@@ -36,10 +37,6 @@ KIT_ONLY_COMMANDS = {
     "notebook": "the exercise notebook is written from solutions/, which a release does not have",
     "gradescope": "the Gradescope autograder is built from the instructor's kit",
 }
-
-
-class DependencyError(RuntimeError):
-    """An exercise the graded one uses is not implemented (or could not be loaded)."""
 
 
 def is_release() -> bool:
@@ -76,8 +73,6 @@ class OwnFunctions:
         self._given = None
 
     def _resolve(self, name: str):
-        from .child import LoadError
-
         if not self.per_file:
             fn = self.defined.get(name)
             if callable(fn):

@@ -7,7 +7,8 @@ import sys
 import time
 
 from . import EXERCISES
-from .grading import CheckResult, Report, check_definitions, exercise_result
+from .checks import check_definitions
+from .grading import CheckResult, Report, exercise_result
 from .pytest_plugin import run_checks
 from .sandbox import ChildResult, Limits, run_isolated
 

@@ -11,13 +11,10 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .child import LoadError, load_module
+from .child import load_module
+from .errors import LoadError, NotebookError, SourceError
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class SourceError(Exception):
-    """A submission the grader cannot take at all (exit 2); the message is one line."""
 
 
 @dataclass
@@ -87,7 +84,7 @@ class NotebookFile:
 def open_notebook(path: Path) -> NotebookFile:
     """Read and check a submitted notebook in the parent. Raises SourceError (exit 2) for a
     file that is not a valid notebook or whose code imports a module not installed here."""
-    from .notebook import NotebookError, read_code_cells
+    from .notebook import read_code_cells
 
     try:
         cells = read_code_cells(read_source(path), path)

@@ -56,7 +56,7 @@ def watch(reopen, exercises, device: str, limits, parallel: int, verbose: bool =
     """Grade, then re-grade on every change until Ctrl-C. ``reopen()`` returns the source
     (sources.ExercisesDir, SubmissionFile or NotebookFile), read afresh, or raises
     cli.UsageError with a one-line reason (a notebook saved half-way, say)."""
-    from .cli import UsageError
+    from .errors import UsageError
     from .grading import Report
     from .report import RENDERERS
     from .runner import grade, prepare_parent

@@ -321,8 +321,7 @@ def test_state_a_submission_changes_is_undone_before_each_scenario(grading_ctx):
 
 def test_every_check_has_a_hint_and_a_seeded_input_besides_the_books():
     from grader.cli import hints
-    from grader.grading import check_definitions
-    from grader.scenarios import SCENARIOS
+    from grader.checks import check_definitions, scenarios
 
     defs = check_definitions()
     for exercise in EXERCISES:
@@ -330,18 +329,17 @@ def test_every_check_has_a_hint_and_a_seeded_input_besides_the_books():
         assert all(c.get("hint", "").strip() for c in checks), exercise
         printed = hints(exercise)
         assert all(c["hint"] in printed for c in checks)
-        assert all(c["scenario"] in SCENARIOS[exercise] for c in checks)
+        assert all(c["scenario"] in scenarios(exercise) for c in checks)
         # some check of every exercise runs on an input that is not the book's
         assert any(not c["scenario"].startswith("book") for c in checks), exercise
 
 
 def test_every_known_mistake_has_a_message():
-    from grader.grading import check_definitions
-    from grader.mistakes import MISTAKES as ERROR_MODEL
+    from grader.checks import check_definitions, mistakes
 
     defs = check_definitions()
-    for exercise, mistakes in ERROR_MODEL.items():
-        assert set(mistakes) <= set(defs[exercise].get("mistakes", {})), exercise
+    for exercise in EXERCISES:
+        assert set(mistakes(exercise)) <= set(defs[exercise]["mistakes"]), exercise
 
 
 # --------------------------------------------------------------------------- the command line

@@ -19,8 +19,8 @@ import pytest
 
 from grader import EXERCISES
 from grader.gradescope import NoSubmission, find_submission, run_autograder
-from grader.grading import check_definitions
-from grader.notebook import build_notebook
+from grader.checks import check_definitions
+from grader.make_notebook import build_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
@@ -43,7 +43,7 @@ def test_bundle_has_gradescope_files_at_its_root_and_no_solutions(bundle):
         assert stat.S_IMODE(infos[script].external_attr >> 16) == 0o755
     assert "requirements.txt" in infos
     assert not any(name.startswith(("solutions/", "exercises/", "tests/")) for name in infos)
-    expected = ["grader/checks.toml", "grader/expected/fixtures.pt", *(f"grader/expected/{e}.pt" for e in EXERCISES),
+    expected = ["grader/checks/calc_loss_batch/checks.toml", "grader/expected/fixtures.pt", *(f"grader/expected/{e}.pt" for e in EXERCISES),
                 "reference/__init__.py", "data/the-verdict.txt", "data/gpt2/encoder.json", "data/gpt2/vocab.bpe"]
     assert all(name in infos for name in expected)
     assert "--index-url https://download.pytorch.org/whl/cpu" in setup and '"torch==' in setup

@@ -9,7 +9,7 @@ import pytest
 
 from grader import EXERCISES
 from grader.generate import drift, stub_source, write_exercises
-from grader.grading import check_definitions
+from grader.checks import check_definitions
 
 KIT = Path(__file__).resolve().parent.parent
 

@@ -19,9 +19,9 @@ from nbformat import v4
 
 from grader import EXERCISES
 from grader.cli import main as cli_main
-from grader.grading import check_definitions
-from grader.notebook import (DEFAULT_NAME, GRADE_TAG, NESTED_ENV, SETUP_NAMES, build_notebook,
-                             exercise_code, grade_in_notebook, python_source)
+from grader.checks import check_definitions
+from grader.make_notebook import SETUP_NAMES, build_notebook, exercise_code
+from grader.notebook import DEFAULT_NAME, GRADE_TAG, NESTED_ENV, grade_in_notebook, python_source
 from grader.runner import grade
 from grader.sources import open_submission
 

@@ -69,7 +69,7 @@ def texts_by_design() -> list[str]:
     text = (ROOT / "reference" / "pretraining.py").read_text(encoding="utf-8")
     texts += [ast.get_source_segment(text, node) for node in ast.parse(text).body
               if isinstance(node, ast.FunctionDef) and node.name in GIVEN]
-    texts.append((ROOT / "grader" / "checks.toml").read_text(encoding="utf-8"))
+    texts += [(ROOT / "grader" / "checks" / e / "checks.toml").read_text(encoding="utf-8") for e in EXERCISES]
     return texts
 
 
@@ -86,10 +86,12 @@ def test_release_layout(release):
     files = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
     assert {f"exercises/{e}.py" for e in EXERCISES} <= files
     assert {f"grader/expected/{e}.pt" for e in EXERCISES} | {"grader/expected/fixtures.pt"} <= files
-    assert {"grader/RELEASE", "grader/checks.toml", "reference/data.py", "reference/model.py",
+    assert {"grader/RELEASE", "reference/data.py", "reference/model.py",
             "data/the-verdict.txt", "data/SHA256SUMS", "README.md", "pyproject.toml"} <= files
+    assert {f"grader/checks/{e}/{part}" for e in EXERCISES for part in ("checks.toml", "scenarios.py")} <= files
     assert not any(f.startswith(("solutions/", "tests/")) for f in files)
-    for gone in ("reference/pretraining.py", "reference/__main__.py", "grader/mistakes.py",
+    assert not any(f.endswith("/mistakes.py") for f in files)  # the error model stays with the instructor
+    for gone in ("reference/pretraining.py", "reference/__main__.py",
                  "grader/expected.py", "grader/generate.py", "grader/release.py"):
         assert gone not in files
 

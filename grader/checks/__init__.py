@@ -1,0 +1,75 @@
+"""Everything the grader knows about each exercise, one folder per exercise.
+
+    grader/checks/<exercise>/
+        checks.toml   the checks: points, what each means, tolerance, hint; the message
+                      of each known mistake
+        scenarios.py  the seeded inputs the function runs on: ``scenario_<name>(fn, ctx)``
+        mistakes.py   the error model: typical wrong versions, ``mistake_<id>(...)``
+    grader/checks/common.py   helpers the scenarios share (the book's inputs, small models)
+
+checks.toml holds ``section``, ``summary``, a list ``[[checks]]`` and a table
+``[mistakes]`` (mistake id -> the message a student reads when their output matches
+that mistake's). A check compares the student's output ``key`` of ``scenario`` with the
+reference output frozen by ``python -m grader regen``, using ``compare``:
+
+    tensor  same shape (and dtype if given), values within atol + rtol * |expected|
+    number  a Python number or 0-dim tensor within atol + rtol * |expected| (nan == nan);
+            ``type = "float"`` also requires a Python float, "tensor" a 0-dim tensor
+    floats  a tuple/list of numbers, each within the tolerance (``index`` picks one item first)
+    exact   equal as Python values (strings, ints, bools, lists of them)
+    log     printed training log lines: same lines, numbers within the tolerance
+    plot_*  a property of the figure the function drew (see grader/compare.py)
+
+Tolerances: float32 results of the same computation differ by ~1e-6 relative between
+correct variants (log_softmax + gather vs softmax then log, CPU vs CUDA); training runs
+of a few steps by up to ~1e-4. Mistakes change results by far more (see tests/).
+
+The scenarios and mistakes of an exercise are imported only when that exercise is
+graded (or regenerated), so grading one exercise never imports the others' code.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import tomllib
+from pathlib import Path
+
+from .. import EXERCISES
+
+CHECKS_DIR = Path(__file__).resolve().parent
+PARTS = ("checks.toml", "scenarios.py", "mistakes.py")
+
+
+def exercise_dir(exercise: str) -> Path:
+    return CHECKS_DIR / exercise
+
+
+@functools.lru_cache(maxsize=None)
+def definition(exercise: str) -> dict:
+    """``grader/checks/<exercise>/checks.toml``: {section, summary, checks: [...], mistakes: {...}}."""
+    with open(exercise_dir(exercise) / "checks.toml", "rb") as f:
+        spec = tomllib.load(f)
+    spec.setdefault("mistakes", {})
+    return spec
+
+
+def check_definitions() -> dict:
+    """Exercise -> its definition (see ``definition``), for every exercise, in the book's order."""
+    return {exercise: definition(exercise) for exercise in EXERCISES}
+
+
+def _named(module, prefix: str) -> dict:
+    """``{name: function}`` of the module's callables named ``<prefix><name>``, in definition order."""
+    return {name[len(prefix):]: value for name, value in vars(module).items()
+            if name.startswith(prefix) and callable(value)}
+
+
+def scenarios(exercise: str) -> dict:
+    """Scenario name -> ``scenario(fn, ctx)`` of one exercise, in the order they run."""
+    return _named(importlib.import_module(f"{__name__}.{exercise}.scenarios"), "scenario_")
+
+
+def mistakes(exercise: str) -> dict:
+    """Mistake id -> the wrong version of one exercise (empty when it has none)."""
+    return _named(importlib.import_module(f"{__name__}.{exercise}.mistakes"), "mistake_")
