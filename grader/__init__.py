@@ -12,4 +12,6 @@ EXERCISES = (
     "evaluate_model",
     "train_model_simple",
     "plot_losses",
+    "softmax_with_temperature",
+    "generate",
 )

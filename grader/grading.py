@@ -100,28 +100,38 @@ def diagnose(exercise: str, check: dict, actual, outputs: dict, expected: dict) 
     ``actual`` (compare.same_output). It is ruled out when, on any diagnosable check of the
     exercise where the mistake's output differs from the reference, the student's output
     differs from the mistake's: then the student made some other mistake. Of the candidates
-    left, the one that shows on the most checks wins; ties go to the order of mistakes.py.
+    left, the one that shows on the most checks wins, then the one whose error messages are
+    the student's word for word (errors match by type and message with numbers left out: two
+    "Shape mismatch" errors of different shapes come from different mistakes); remaining ties
+    go to the order of mistakes.py.
     """
     if check["compare"] not in DIAGNOSABLE:
         return ""
     spec = check_definitions()[exercise]
     checks = [c for c in spec["checks"] if c["compare"] in DIAGNOSABLE]
-    best, best_shown = "", -1
+    best, best_rank = "", (-1, -1)
     for mistake_id, mistake_outputs in expected.get("mistakes", {}).items():
         if not same_output(check, actual, scenario_output(mistake_outputs, check)):
             continue
-        shown = 0
+        shown = verbatim = 0
         for other in checks:
             mistaken = scenario_output(mistake_outputs, other)
             if run_comparator(other, mistaken, scenario_output(expected["reference"], other)) is None:
                 continue  # this mistake does not change this check's output
-            if not same_output(other, scenario_output(outputs, other), mistaken):
+            student = scenario_output(outputs, other)
+            if not same_output(other, student, mistaken):
                 break  # the student's output is not this mistake's
             shown += 1
+            verbatim += is_error(student) and _message(student) == _message(mistaken)
         else:
-            if shown > best_shown:
-                best, best_shown = spec.get("mistakes", {}).get(mistake_id, ""), shown
+            if (shown, verbatim) > best_rank:
+                best, best_rank = spec.get("mistakes", {}).get(mistake_id, ""), (shown, verbatim)
     return best
+
+
+def _message(error: dict) -> str:
+    """An error's message without where it happened (the student's line differs from the mistake's)."""
+    return str(error.get("message", "")).split(" (at line ")[0]
 
 
 def evaluate_check(exercise: str, check: dict, child, expected: dict) -> CheckResult:

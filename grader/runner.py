@@ -12,7 +12,7 @@ from .grading import CheckResult, Report, exercise_result
 from .pytest_plugin import run_checks
 from .sandbox import ChildResult, Limits, run_isolated
 
-NEEDS_124M = {"calc_loss_batch", "calc_loss_loader"}
+NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
 
 
 def unrun_check(exercise: str, check: dict) -> CheckResult:

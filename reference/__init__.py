@@ -12,6 +12,15 @@ from .data import (
     load_text,
     verify_all_data,
 )
+from .decoding import (
+    generate,
+    inverse_vocab,
+    next_token_logits,
+    print_sampled_tokens,
+    sample_token_frequencies,
+    softmax_with_temperature,
+    vocab,
+)
 from .model import (
     GELU,
     GPT_CONFIG_124M,
@@ -36,6 +45,13 @@ from .pretraining import (
 )
 
 __all__ = [
+    "generate",
+    "inverse_vocab",
+    "next_token_logits",
+    "print_sampled_tokens",
+    "sample_token_frequencies",
+    "softmax_with_temperature",
+    "vocab",
     "DATA_DIR",
     "DataFileError",
     "FeedForward",
