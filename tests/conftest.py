@@ -26,6 +26,12 @@ def book_values():
 
 
 @pytest.fixture(scope="session")
+def values_53_55():
+    """The numbers and texts of sections 5.3-5.5 (tests/data/chapter5-sections-5.3-5.5-values.json)."""
+    return json.loads((TESTS_DATA / "chapter5-sections-5.3-5.5-values.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
 def model_124m():
     """The book's untrained 124M model: ``torch.manual_seed(123); GPTModel(GPT_CONFIG_124M)``, eval mode.
 
