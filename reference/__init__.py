@@ -1,7 +1,10 @@
 """Reference implementation of chapter 5 of *Build a Large Language Model From Scratch*.
 
-``python -m reference`` runs the chapter's pretraining on *The Verdict*.
+``python -m reference`` runs the chapter's pretraining on *The Verdict*;
+sections 5.3-5.4 are in decoding.py and checkpoints.py.
 """
+
+from .checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 
 from .data import (
     DATA_DIR,
@@ -11,6 +14,15 @@ from .data import (
     get_tokenizer,
     load_text,
     verify_all_data,
+)
+from .decoding import (
+    generate,
+    inverse_vocab,
+    next_token_logits,
+    print_sampled_tokens,
+    sample_token_frequencies,
+    softmax_with_temperature,
+    vocab,
 )
 from .model import (
     GELU,
@@ -23,6 +35,7 @@ from .model import (
     generate_text_simple,
 )
 from .pretraining import (
+    TrainingState,
     calc_loss_batch,
     calc_loss_loader,
     evaluate_model,
@@ -45,20 +58,31 @@ __all__ = [
     "GPT_CONFIG_124M",
     "LayerNorm",
     "MultiHeadAttention",
+    "TrainingState",
     "TransformerBlock",
     "calc_loss_batch",
     "calc_loss_loader",
     "create_dataloader_v1",
     "evaluate_model",
+    "generate",
     "generate_and_print_sample",
     "generate_text_simple",
     "get_tokenizer",
+    "inverse_vocab",
+    "load_checkpoint",
     "load_text",
     "manual_cross_entropy",
+    "next_token_logits",
     "perplexity",
     "plot_losses",
+    "print_sampled_tokens",
+    "read_checkpoint",
+    "sample_token_frequencies",
+    "save_checkpoint",
+    "softmax_with_temperature",
     "text_to_token_ids",
     "token_ids_to_text",
     "train_model_simple",
     "verify_all_data",
+    "vocab",
 ]
