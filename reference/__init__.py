@@ -1,7 +1,7 @@
 """Reference implementation of chapter 5 of *Build a Large Language Model From Scratch*.
 
 ``python -m reference`` runs the chapter's pretraining on *The Verdict*;
-sections 5.3-5.4 are in decoding.py and checkpoints.py.
+``python -m reference generate | gpt2-losses | download`` cover sections 5.3-5.5.
 """
 
 from .checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
@@ -23,6 +23,18 @@ from .decoding import (
     sample_token_frequencies,
     softmax_with_temperature,
     vocab,
+)
+from .gpt2 import (
+    DownloadError,
+    assign,
+    download_gpt2,
+    gpt2_config,
+    gpt2_url,
+    gpt2_weights_path,
+    load_gpt2_params,
+    load_pretrained_gpt2,
+    load_weights_into_gpt,
+    model_configs,
 )
 from .model import (
     GELU,
@@ -51,6 +63,7 @@ from .pretraining import (
 __all__ = [
     "DATA_DIR",
     "DataFileError",
+    "DownloadError",
     "FeedForward",
     "GELU",
     "GPTDatasetV1",
@@ -60,18 +73,27 @@ __all__ = [
     "MultiHeadAttention",
     "TrainingState",
     "TransformerBlock",
+    "assign",
     "calc_loss_batch",
     "calc_loss_loader",
     "create_dataloader_v1",
+    "download_gpt2",
     "evaluate_model",
     "generate",
     "generate_and_print_sample",
     "generate_text_simple",
     "get_tokenizer",
+    "gpt2_config",
+    "gpt2_url",
+    "gpt2_weights_path",
     "inverse_vocab",
     "load_checkpoint",
+    "load_gpt2_params",
+    "load_pretrained_gpt2",
     "load_text",
+    "load_weights_into_gpt",
     "manual_cross_entropy",
+    "model_configs",
     "next_token_logits",
     "perplexity",
     "plot_losses",

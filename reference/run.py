@@ -4,7 +4,7 @@ With the defaults it reproduces the book's 18 log lines on CPU (about 15-20
 minutes on 2 cores). ``--model small --epochs 1`` is a smoke run of seconds.
 After each epoch the run's checkpoint is written, so ``--resume DIR`` can
 continue an interrupted run (section 5.4). The other commands
-are in commands.py.
+(``generate``, ``gpt2-losses``, ``download``) are in commands.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ SMALL_CONFIG = {
 CHECKPOINT_FILE = "model_and_optimizer.pth"  # the book's name
 OUTPUT_FILES = ("loss-plot.pdf", "loss-plot.png", CHECKPOINT_FILE)
 PROG = "python -m reference"
-COMMANDS = ()  # first word of the command line; else: training
+COMMANDS = ("generate", "gpt2-losses", "download")  # first word of the command line; else: training
 
 
 class UsageError(Exception):
