@@ -4,7 +4,8 @@ The weights come from Hugging Face's ``model.safetensors`` files of
 ``openai-community/gpt2`` (and -medium, -large, -xl), as in the book's
 safetensors variant of section 5.5: no TensorFlow needed. ``download_gpt2``
 fetches a file once (resumable, size- and sha256-checked); offline, put a
-``model.safetensors`` downloaded elsewhere at the path its error message names.
+``model.safetensors`` downloaded elsewhere at the path its error message names
+(or load it from anywhere with ``load_pretrained_gpt2(..., weights_file=PATH)``).
 
 GPT-2 layout (``d`` = emb_dim, ``V`` = 50,257, ``L`` = 1,024): ``wte.weight``
 (V, d), ``wpe.weight`` (L, d), per block ``h.{b}.``: ``ln_1``/``ln_2``
@@ -133,8 +134,7 @@ def download_gpt2(model_size, models_dir="gpt2", *, base_url=None, timeout=30) -
         _download_verified(url, path, timeout)
     except _Failed as exc:
         raise DownloadError(
-            f"could not download {url} ({exc}); without network, download that file elsewhere "
-            f"and put it at {path}"
+            f"could not download {url} ({exc}); to use a copy downloaded elsewhere, put it at {path}"
         ) from None
     return path
 
@@ -222,13 +222,13 @@ def _verify(part: Path, sizes: dict, sha256):
     for source, expected in sizes.items():
         if size != expected:
             part.unlink()
-            raise _Failed(f"got {size} bytes but {source} says {expected}; the partial file was deleted")
+            raise _Failed(f"got {size} bytes but {source} says {expected}; the download was deleted")
     if sha256 is not None:
         with open(part, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         if digest != sha256:
             part.unlink()
-            raise _Failed(f"sha256 {digest} differs from the advertised {sha256}; the file was deleted")
+            raise _Failed(f"sha256 {digest} differs from the advertised {sha256}; the download was deleted")
 
 
 def _advertised_sizes(responses, label, total) -> dict:

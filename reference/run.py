@@ -364,76 +364,86 @@ def _resumed_settings(args, checkpoint) -> dict:
     return settings
 
 
+def _fresh_run(args):
+    """``(settings, cfg)`` of a new run from the options and their defaults."""
+    from .model import GPT_CONFIG_124M
+
+    for name, value in FRESH_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.out = Path("pretraining-output") if args.out is None else args.out
+    cfg = dict(GPT_CONFIG_124M if args.model == "124M" else SMALL_CONFIG)
+    cfg["context_length"] = args.context_length
+    return run_settings(args.model, args.epochs, args.seed, args.batch_size, args.context_length), cfg
+
+
+def _announce(settings, device, total_steps, done_steps, resumed_from, done):
+    if resumed_from is None:
+        epochs = settings["num_epochs"]
+        print(f"Pretraining the {settings['model']} model on The Verdict on {device} "
+              f"({epochs} epoch{'s' * (epochs != 1)}, {total_steps} steps)", file=sys.stderr)
+    else:
+        print(f"Resuming the {settings['model']} run of {resumed_from} on {device} at epoch {done + 1} "
+              f"of {settings['num_epochs']} ({total_steps - done_steps} steps left)", file=sys.stderr)
+
+
+def _train_with_progress(cfg, settings, device, checkpoint, total_steps, done_steps, on_epoch_end):
+    """``pretrain`` with the run's settings, progress on stderr, the log lines kept off the bar."""
+    progress = StepProgress(total_steps, done_steps)
+    real_stdout = sys.stdout
+    if progress.interactive and real_stdout.isatty():
+        sys.stdout = LinesAboveBar(real_stdout, progress.bar)
+    try:
+        _, _, result = pretrain(
+            cfg, num_epochs=settings["num_epochs"], device=device, seed=settings["seed"],
+            batch_size=settings["batch_size"], lr=settings["lr"], weight_decay=settings["weight_decay"],
+            eval_freq=settings["eval_freq"], eval_iter=settings["eval_iter"],
+            start_context=settings["start_context"], on_step=progress,
+            on_epoch_end=on_epoch_end, resume=checkpoint,
+        )
+    finally:
+        sys.stdout = real_stdout
+        progress.close()
+    return result
+
+
 def train_main(argv) -> int:
     """``python -m reference [options]``: the chapter's training, fresh or resumed."""
-    from .data import DataFileError
+    from .data import DataFileError, load_text
 
     args = build_parser().parse_args(argv)
-    wrote_checkpoint = []
+    saved_epochs = []  # epochs whose checkpoint this invocation wrote
     try:
         _check_positive(args)
-        checkpoint = None
+        checkpoint, done = None, 0
         if args.resume is not None:
             checkpoint = read_run_checkpoint(args.resume)
-            settings, cfg = _resumed_settings(args, checkpoint), dict(checkpoint["config"])
+            settings, cfg, done = _resumed_settings(args, checkpoint), dict(checkpoint["config"]), checkpoint["epoch"]
             args.out = args.resume if args.out is None else args.out
-            done = checkpoint["epoch"]
         else:
-            for name, value in FRESH_DEFAULTS.items():
-                if getattr(args, name) is None:
-                    setattr(args, name, value)
-            args.out = Path("pretraining-output") if args.out is None else args.out
-            settings = run_settings(args.model, args.epochs, args.seed, args.batch_size, args.context_length)
-            from .model import GPT_CONFIG_124M
-
-            cfg = dict(GPT_CONFIG_124M if args.model == "124M" else SMALL_CONFIG)
-            cfg["context_length"] = args.context_length
-            done = 0
+            settings, cfg = _fresh_run(args)
         _check_out(args)
-        num_epochs = settings["num_epochs"]
-        if done >= num_epochs:
+        if done >= settings["num_epochs"]:
             print(f"{PROG}: nothing to do: the run in {args.resume} has done all its {done} epochs; "
                   f"pass --epochs N (more than {done}) to train on", file=sys.stderr)
             return 0
         device = resolve_device(args.device)
-        from .data import load_text
-
         train_loader, _ = make_loaders(load_text(), settings["context_length"], settings["batch_size"])  # fail early
-        total_steps = len(train_loader) * num_epochs
-        done_steps = len(train_loader) * done
-        if checkpoint is None:
-            print(f"Pretraining the {settings['model']} model on The Verdict on {device} "
-                  f"({num_epochs} epoch{'s' * (num_epochs != 1)}, {total_steps} steps)", file=sys.stderr)
-        else:
-            print(f"Resuming the {settings['model']} run of {args.resume} on {device} at epoch {done + 1} "
-                  f"of {num_epochs} ({total_steps - done_steps} steps left)", file=sys.stderr)
+        total_steps, done_steps = len(train_loader) * settings["num_epochs"], len(train_loader) * done
+        _announce(settings, device, total_steps, done_steps, args.resume, done)
         args.out.mkdir(parents=True, exist_ok=True)
         write_checkpoint = checkpoint_writer(args.out / CHECKPOINT_FILE, cfg, settings, device)
 
         def on_epoch_end(model, optimizer, state):
             write_checkpoint(model, optimizer, state)
-            wrote_checkpoint.append(state.epoch)
+            saved_epochs.append(state.epoch)
 
-        progress = StepProgress(total_steps, done_steps)
-        real_stdout = sys.stdout
-        if progress.interactive and real_stdout.isatty():
-            sys.stdout = LinesAboveBar(real_stdout, progress.bar)
-        try:
-            _, _, result = pretrain(
-                cfg, num_epochs=num_epochs, device=device, seed=settings["seed"],
-                batch_size=settings["batch_size"], lr=settings["lr"], weight_decay=settings["weight_decay"],
-                eval_freq=settings["eval_freq"], eval_iter=settings["eval_iter"],
-                start_context=settings["start_context"], on_step=progress,
-                on_epoch_end=on_epoch_end, resume=checkpoint,
-            )
-        finally:
-            sys.stdout = real_stdout
-            progress.close()
-        save_plots(args.out, result, num_epochs)
+        result = _train_with_progress(cfg, settings, device, checkpoint, total_steps, done_steps, on_epoch_end)
+        save_plots(args.out, result, settings["num_epochs"])
     except (UsageError, DataFileError) as exc:
         return report_error(exc)
     except KeyboardInterrupt:
-        hint = f"; continue with: {PROG} --resume {args.out}" if wrote_checkpoint else ""
+        hint = f"; continue with: {PROG} --resume {args.out}" if saved_epochs else ""
         print(f"{PROG}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `python -m reference | head`: the reader left

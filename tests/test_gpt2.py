@@ -395,8 +395,7 @@ def test_download_404_is_one_line_naming_url_and_path(tmp_path):
         url = f"{server.base_url}/gpt2-medium/resolve/main/model.safetensors"
     path = tmp_path / "gpt2-medium" / "model.safetensors"
     assert str(excinfo.value) == (
-        f"could not download {url} (HTTP 404 Not Found); without network, download that file elsewhere "
-        f"and put it at {path}"
+        f"could not download {url} (HTTP 404 Not Found); to use a copy downloaded elsewhere, put it at {path}"
     )
     assert _files(tmp_path) == []
 
@@ -414,7 +413,7 @@ def test_download_connection_refused(tmp_path):
     path = tmp_path / "gpt2-small" / "model.safetensors"
     assert str(excinfo.value) == (
         f"could not download {base}/gpt2/resolve/main/model.safetensors (no connection: Connection refused); "
-        f"without network, download that file elsewhere and put it at {path}"
+        f"to use a copy downloaded elsewhere, put it at {path}"
     )
 
 
@@ -513,8 +512,7 @@ def test_cli_download_offline(tmp_path):
     line = _one_line_error(run.stderr)
     path = tmp_path / "gpt2-small" / "model.safetensors"
     assert line == (f"python -m reference: error: could not download {base}/gpt2/resolve/main/model.safetensors "
-                    f"(no connection: Connection refused); without network, download that file elsewhere and put "
-                    f"it at {path}")
+                    f"(no connection: Connection refused); to use a copy downloaded elsewhere, put it at {path}")
 
 
 @pytest.mark.parametrize("command", ["generate", "gpt2-losses"])
