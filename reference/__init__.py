@@ -1,7 +1,10 @@
 """Reference implementation of chapter 5 of *Build a Large Language Model From Scratch*.
 
-``python -m reference`` runs the chapter's pretraining on *The Verdict*.
+``python -m reference`` runs the chapter's pretraining on *The Verdict*;
+``python -m reference generate | gpt2-losses | download`` cover sections 5.3-5.5.
 """
+
+from .checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 
 from .data import (
     DATA_DIR,
@@ -21,6 +24,18 @@ from .decoding import (
     softmax_with_temperature,
     vocab,
 )
+from .gpt2 import (
+    DownloadError,
+    assign,
+    download_gpt2,
+    gpt2_config,
+    gpt2_url,
+    gpt2_weights_path,
+    load_gpt2_params,
+    load_pretrained_gpt2,
+    load_weights_into_gpt,
+    model_configs,
+)
 from .model import (
     GELU,
     GPT_CONFIG_124M,
@@ -32,6 +47,7 @@ from .model import (
     generate_text_simple,
 )
 from .pretraining import (
+    TrainingState,
     calc_loss_batch,
     calc_loss_loader,
     evaluate_model,
@@ -45,15 +61,9 @@ from .pretraining import (
 )
 
 __all__ = [
-    "generate",
-    "inverse_vocab",
-    "next_token_logits",
-    "print_sampled_tokens",
-    "sample_token_frequencies",
-    "softmax_with_temperature",
-    "vocab",
     "DATA_DIR",
     "DataFileError",
+    "DownloadError",
     "FeedForward",
     "GELU",
     "GPTDatasetV1",
@@ -61,20 +71,40 @@ __all__ = [
     "GPT_CONFIG_124M",
     "LayerNorm",
     "MultiHeadAttention",
+    "TrainingState",
     "TransformerBlock",
+    "assign",
     "calc_loss_batch",
     "calc_loss_loader",
     "create_dataloader_v1",
+    "download_gpt2",
     "evaluate_model",
+    "generate",
     "generate_and_print_sample",
     "generate_text_simple",
     "get_tokenizer",
+    "gpt2_config",
+    "gpt2_url",
+    "gpt2_weights_path",
+    "inverse_vocab",
+    "load_checkpoint",
+    "load_gpt2_params",
+    "load_pretrained_gpt2",
     "load_text",
+    "load_weights_into_gpt",
     "manual_cross_entropy",
+    "model_configs",
+    "next_token_logits",
     "perplexity",
     "plot_losses",
+    "print_sampled_tokens",
+    "read_checkpoint",
+    "sample_token_frequencies",
+    "save_checkpoint",
+    "softmax_with_temperature",
     "text_to_token_ids",
     "token_ids_to_text",
     "train_model_simple",
     "verify_all_data",
+    "vocab",
 ]

@@ -6,6 +6,7 @@ Shape legend: b = batch size, num_tokens = sequence length, vocab_size = 50,257.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -125,6 +126,23 @@ def generate_and_print_sample(model, tokenizer, device, start_context):
     model.train()
 
 
+@dataclass
+class TrainingState:
+    """Where ``train_model_simple`` stands after a whole epoch (not in the book; for resuming).
+
+    ``epoch`` counts the finished epochs; the others are the loop's own variables
+    (``global_step`` is -1 before the first step) and its three lists, one entry
+    per evaluation.
+    """
+
+    epoch: int = 0
+    global_step: int = -1
+    tokens_seen: int = 0
+    train_losses: list = field(default_factory=list)
+    val_losses: list = field(default_factory=list)
+    track_tokens_seen: list = field(default_factory=list)
+
+
 def train_model_simple(
     model,
     train_loader,
@@ -138,6 +156,8 @@ def train_model_simple(
     tokenizer,
     *,
     on_step: Optional[Callable[[int, int, int], None]] = None,
+    start: Optional[TrainingState] = None,
+    on_epoch_end: Optional[Callable[[TrainingState], None]] = None,
 ):
     """The chapter's training loop (section 5.2, listing 5.3).
 
@@ -145,17 +165,27 @@ def train_model_simple(
     prints ``Ep E (Step SSSSSS): Train loss X.XXX, Val loss Y.YYY``; after each
     epoch it prints a greedy sample continuing ``start_context``.
 
+    The keyword-only arguments are not in the book; without them the loop is the book's.
+
     Args:
         on_step: optional hook ``on_step(epoch, global_step, tokens_seen)`` called
-            after every optimizer step (not in the book; the CLI shows progress with it).
+            after every optimizer step (the CLI shows progress with it).
+        start: optional TrainingState of an earlier run that finished
+            ``start.epoch`` epochs: the loop continues with epoch ``start.epoch + 1``
+            (of ``num_epochs`` in all), its step count, tokens and lists (copied, not
+            changed). Model, optimizer and RNG states are the caller's to restore.
+        on_epoch_end: optional hook ``on_epoch_end(state)`` called after each
+            epoch's sample with the live TrainingState (copy what you keep).
     Returns:
         ``(train_losses, val_losses, track_tokens_seen)``: three lists of equal
-        length, one entry per evaluation (floats, floats, ints = input tokens seen).
+        length, one entry per evaluation (floats, floats, ints = input tokens seen),
+        including those of ``start``.
     """
-    train_losses, val_losses, track_tokens_seen = [], [], []
-    tokens_seen, global_step = 0, -1
+    state = TrainingState() if start is None else _copy_state(start)
+    train_losses, val_losses, track_tokens_seen = state.train_losses, state.val_losses, state.track_tokens_seen
+    tokens_seen, global_step = state.tokens_seen, state.global_step
 
-    for epoch in range(num_epochs):
+    for epoch in range(state.epoch, num_epochs):
         model.train()
         for input_batch, target_batch in train_loader:
             optimizer.zero_grad()  # reset gradients from the previous batch
@@ -180,8 +210,18 @@ def train_model_simple(
                 )
 
         generate_and_print_sample(model, tokenizer, device, start_context)
+        state.epoch, state.global_step, state.tokens_seen = epoch + 1, global_step, tokens_seen
+        if on_epoch_end is not None:
+            on_epoch_end(state)
 
     return train_losses, val_losses, track_tokens_seen
+
+
+def _copy_state(state: TrainingState) -> TrainingState:
+    return TrainingState(
+        state.epoch, state.global_step, state.tokens_seen,
+        list(state.train_losses), list(state.val_losses), list(state.track_tokens_seen),
+    )
 
 
 def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
