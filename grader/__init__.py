@@ -14,4 +14,8 @@ EXERCISES = (
     "plot_losses",
     "softmax_with_temperature",
     "generate",
+    "save_checkpoint",
+    "load_checkpoint",
+    "assign",
+    "load_weights_into_gpt",
 )

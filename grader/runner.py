@@ -13,6 +13,9 @@ from .pytest_plugin import run_checks
 from .sandbox import ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
+# Exercises whose scenarios step an optimizer: torch.optim imports torch._dynamo on first use
+# (~1-2 s of CPU), paid once in the parent rather than in each of these children.
+USES_OPTIMIZER = {"train_model_simple", "save_checkpoint", "load_checkpoint"}
 
 
 def unrun_check(exercise: str, check: dict) -> CheckResult:
@@ -51,14 +54,19 @@ def prepare_parent(exercises, device: str, eager: bool = True):
     torch.set_num_threads(1)  # never start an OpenMP pool in a process that forks
     if eager and "plot_losses" in exercises:
         import_pyplot()
-    if eager and "train_model_simple" in exercises:
-        import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s once here, not per child)
+    if eager and USES_OPTIMIZER & set(exercises):
+        import_optimizer_support()
     from .context import Context
 
     ctx = Context(device)
     if eager and NEEDS_124M & set(exercises):
         ctx.build_model_124m()  # ~2.5 s once, shared copy-on-write by the children
     return ctx
+
+
+def import_optimizer_support():
+    """What torch.optim imports on first use (torch._dynamo), once, in the parent."""
+    import torch._dynamo  # noqa: F401
 
 
 def import_pyplot():
@@ -88,6 +96,8 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
                                  limit_address_space=limit_address_space(device), on_done=on_done,
                                  before_fork={"plot_losses": import_pyplot,
+                                              "save_checkpoint": import_optimizer_support,
+                                              "load_checkpoint": import_optimizer_support,
                                               **{e: ctx.build_model_124m for e in NEEDS_124M}}))
     return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
 
