@@ -244,8 +244,13 @@ def reference_run() -> str:
 def design_texts() -> list[str]:
     """What students get by design: the shipped earlier chapters (model.py's
     generate_text_simple also has ``with torch.no_grad():``), the given functions, the
-    stubs' scaffolding (signatures, docstrings, TODOs) and the hints of checks.toml."""
+    stubs' scaffolding (signatures, docstrings, TODOs), the hints of checks.toml, and the
+    grader's own code (its scenarios train and load small models, so ordinary lines such as
+    ``loss.backward()`` or ``except Exception as exc:`` are in both; the grader is reviewed
+    code, the check is for solution and reference files that should not ship)."""
     texts = [(KIT_ROOT / "reference" / module).read_text(encoding="utf-8") for module in REFERENCE_SHIPPED]
+    texts += [path.read_text(encoding="utf-8") for path in sorted(GRADER_DIR.rglob("*.py"))
+              if path.name not in GRADER_EXCLUDED | CHECKS_EXCLUDED]
     texts += [given_function(name)[0] for name in GIVEN_FUNCTIONS]
     for exercise in EXERCISES:  # what make-exercises leaves outside the solution regions
         texts.append(stub_source((KIT_ROOT / "solutions" / f"{exercise}.py").read_text(encoding="utf-8"), exercise))

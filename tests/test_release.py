@@ -64,13 +64,17 @@ def secret_lines() -> set[str]:
 
 def texts_by_design() -> list[str]:
     """What students get anyway: the earlier chapters, the stubs the kit's make-exercises
-    writes (signatures, docstrings, TODOs), the given code, the hints of checks.toml."""
+    writes (signatures, docstrings, TODOs), the given code, the hints of checks.toml, and
+    the scenarios (grader code that trains small models shares ordinary lines such as
+    ``loss.backward()`` with the solutions; what must never ship is solution or chapter-5
+    reference files)."""
     texts = [(ROOT / "reference" / m).read_text(encoding="utf-8") for m in ("data.py", "model.py")]
     texts += list(generated_files().values())
     text = (ROOT / "reference" / "pretraining.py").read_text(encoding="utf-8")
     texts += [ast.get_source_segment(text, node) for node in ast.parse(text).body
               if isinstance(node, ast.FunctionDef) and node.name in GIVEN]
-    texts += [(ROOT / "grader" / "checks" / e / "checks.toml").read_text(encoding="utf-8") for e in EXERCISES]
+    texts += [(ROOT / "grader" / "checks" / e / part).read_text(encoding="utf-8")
+              for e in EXERCISES for part in ("checks.toml", "scenarios.py")]
     return texts
 
 
