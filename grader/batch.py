@@ -30,7 +30,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import device_argument, selected_exercises
+from .cpus import available_cpus
+from .options import device_argument, jobs_help, selected_exercises
 from .errors import SourceError, UsageError
 
 SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
@@ -292,8 +293,7 @@ def build_parser():
     )
     p.add_argument("folder", type=Path, metavar="SUBMISSIONS_DIR")
     p.add_argument("exercises", nargs="*", metavar="EXERCISE", help="exercises to grade (default: all)")
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="grading processes at once (default 2; up to the number of free CPU cores)")
+    p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("grading processes"))
     p.add_argument("--output", type=Path, default=Path("gradebook.csv"), metavar="FILE",
                    help="the CSV gradebook (default ./gradebook.csv)")
     p.add_argument("--reports", type=Path, metavar="DIR",
@@ -315,6 +315,8 @@ def inside(path: Path, folder: Path) -> bool:
 
 def check_args(args) -> None:
     """One-line UsageErrors for what cannot work, before anything is graded."""
+    if args.jobs is None:
+        args.jobs = available_cpus()
     if args.jobs < 1 or args.timeout <= 0 or args.memory_limit <= 0:
         raise UsageError("--jobs, --timeout and --memory-limit must be positive")
     if not args.folder.is_dir():

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import SourceError, UsageError
-from .options import check_exercise_name, device_argument, selected_exercises, verify_data_files, verify_kit_data
+from .cpus import available_cpus
+from .options import (check_exercise_name, device_argument, jobs_help, selected_exercises, verify_data_files,
+                      verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -61,7 +63,7 @@ def build_parser():
                    help="time limit per exercise in seconds (default 60)")
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
-    p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")
+    p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("exercises graded"))
     p.add_argument("-v", "--verbose", action="store_true",
                    help="all hints, what your code printed, and tracebacks")
     p.add_argument("--watch", action="store_true",
@@ -157,6 +159,8 @@ def grade_command(argv) -> int:
         sys.stdout.write(hints(args.hint))
         return 0
     exercises = selected_exercises(args.exercises)
+    if args.jobs is None:
+        args.jobs = available_cpus()
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
     if args.watch and (args.output is not None or args.format != "text"):

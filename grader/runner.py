@@ -70,15 +70,19 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int = 2, on_done=None, ctx=None, junitxml=None) -> Report:
+          parallel: int | None = None, on_done=None, ctx=None, junitxml=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
     sources in one process without preparing the shared inputs again. The checks
     run as pytest tests (pytest_plugin.py); ``junitxml`` names a JUnit XML file for
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
+    ``parallel``: children at once (default: the CPUs this process may use, options.available_cpus).
     """
+    from .cpus import available_cpus
+
     start = time.perf_counter()
+    parallel = parallel or available_cpus()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False)
     children, tasks = plan(source, exercises, ctx)
