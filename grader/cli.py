@@ -46,7 +46,8 @@ def build_parser():
     what.add_argument("--solutions", action="store_true", help="grade solutions/ (the instructor's check)")
     what.add_argument("--submission", type=Path, metavar="FILE",
                       help="grade one .py file that defines any of the exercise functions, "
-                           "or a Jupyter notebook (.ipynb; its code cells run in order)")
+                           "a Jupyter notebook (.ipynb; its code cells run in order), or a folder or "
+                           ".zip of them")
     what.add_argument("--exercises-dir", type=Path, metavar="DIR",
                       help="grade another folder laid out like exercises/")
     p.add_argument("--list", action="store_true", help="list the exercises and their points")
@@ -97,7 +98,7 @@ def hints(name: str) -> str:
 
 
 def open_source(args):
-    from .sources import ExercisesDir, open_submission
+    from .sources import ExercisesDir
 
     try:
         if args.solutions:
@@ -105,7 +106,9 @@ def open_source(args):
                 raise UsageError("--solutions: there is no solutions/ here (the student release has none)")
             return ExercisesDir(KIT_ROOT / "solutions", f"{KIT_ROOT / 'solutions'}/")
         if args.submission:
-            return open_submission(args.submission)
+            from .folders import open_any
+
+            return open_any(args.submission)
         if args.exercises_dir:
             if not args.exercises_dir.is_dir():
                 raise UsageError(f"{args.exercises_dir} is not a folder")

@@ -15,8 +15,9 @@ root, Gradescope's two files and the kit's grading parts:
 ``AUTOGRADER_PYTHON`` (default the venv's python, else python3), so it can be tried
 on a folder laid out like Gradescope's.
 
-What is graded in the submission folder, first match wins: an ``exercises/``
-folder; files named like the exercises (``calc_loss_batch.py``...); one notebook
+What is graded in the submission folder, first match wins (grader/folders.py): an
+``exercises/`` folder; .py files named like the exercises (``calc_loss_batch.py``...) or
+several .py files, each exercise from the file that defines it; one notebook
 (``chapter5.ipynb`` if there are several); one ``.py`` file. A folder holding a
 single folder (a zipped folder) is looked into. When nothing can be graded, the
 results.json says why, with a score of 0.
@@ -43,7 +44,6 @@ TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # Distributions the grader imports (besides torch, installed from TORCH_INDEX), pinned to
 # the versions installed where the bundle is built.
 REQUIREMENTS = ("tiktoken", "matplotlib", "nbformat", "pytest")
-NOTEBOOK_NAME = "chapter5.ipynb"
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
@@ -169,40 +169,24 @@ def gradescope_command(argv) -> int:
 # Inside Gradescope: run_autograder
 # ---------------------------------------------------------------------------
 
-def _visible(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX")))
-
-
 def find_submission(folder: Path) -> list[str]:
-    """The grader's source arguments for what a student uploaded to ``folder``. Raises NoSubmission."""
+    """The grader's source arguments for what a student uploaded to ``folder`` (the rules of
+    folders.what_to_grade, as ``grader batch`` applies them). Raises NoSubmission."""
+    from .errors import SourceError
+    from .folders import what_to_grade
+
     folder = Path(folder)
     if not folder.is_dir():
         raise NoSubmission(f"the submission folder {folder} does not exist")
-    entries = _visible(folder)
-    while len(entries) == 1 and entries[0].is_dir() and entries[0].name != "exercises":
-        folder = entries[0]  # an uploaded folder: look inside it
-        entries = _visible(folder)
-    if (folder / "exercises").is_dir():
-        return ["--exercises-dir", str(folder / "exercises")]
-    if any((folder / f"{e}.py").is_file() for e in EXERCISES):
-        return ["--exercises-dir", str(folder)]
-    notebooks = [p for p in entries if p.suffix == ".ipynb" and p.is_file()]
-    if len(notebooks) > 1:
-        named = [p for p in notebooks if p.name == NOTEBOOK_NAME]
-        if not named:
-            raise NoSubmission(f"several notebooks were submitted ({', '.join(p.name for p in notebooks)}): "
-                               f"submit one, or name the one to grade {NOTEBOOK_NAME}")
-        notebooks = named
-    if notebooks:
-        return ["--submission", str(notebooks[0])]
-    scripts = [p for p in entries if p.suffix == ".py" and p.is_file()]
-    if len(scripts) == 1:
-        return ["--submission", str(scripts[0])]
-    if scripts:
-        raise NoSubmission(f"several .py files were submitted ({', '.join(p.name for p in scripts)}): name them "
-                           "after the exercises (calc_loss_batch.py...), or submit one file or the notebook")
-    raise NoSubmission(f"nothing to grade: submit {NOTEBOOK_NAME}, one .py file defining the exercise "
-                       "functions, or the exercises' files (text_to_token_ids.py...)")
+    try:
+        kind, what = what_to_grade(folder)
+    except SourceError as exc:
+        raise NoSubmission(str(exc)) from None
+    if kind == "exercises":
+        return ["--exercises-dir", str(what)]
+    if kind == "files":  # each exercise from the .py file that defines it
+        return ["--submission", str(what[0].parent)]
+    return ["--submission", str(what)]
 
 
 def error_results(message: str) -> dict:

@@ -23,6 +23,15 @@ def _same_problem_groups(failed):
     return groups
 
 
+def _stopped_by(report: Report) -> dict[str, list[str]]:
+    """Message -> the exercises it stopped from being graded (all but "not implemented yet")."""
+    stopped: dict[str, list[str]] = {}
+    for ex in report.exercises:
+        if ex.status != "graded" and not (ex.status == "not_implemented" and "imported" not in ex.message):
+            stopped.setdefault(ex.message or ex.status_line, []).append(ex.name)
+    return stopped
+
+
 def render_text(report: Report, verbose: bool = False) -> str:
     width = max(len(e.name) for e in report.exercises) if report.exercises else 10
     lines = [f"Grading {report.source} on {report.device}", ""]
@@ -32,12 +41,16 @@ def render_text(report: Report, verbose: bool = False) -> str:
     total = f"{_points(report.score)}/{_points(report.max_score)}"
     lines += [f"  {'Total':<{width}}  {total:>6}", ""]
 
+    stopped = _stopped_by(report)
     for ex in report.exercises:
         if ex.status == "not_implemented" and "imported" not in ex.message:
             continue  # the table already says "not implemented yet"
         if ex.status != "graded":  # the message says what stopped it; a check's hint would not help
-            lines.append(f"{ex.name}: {ex.message or ex.status_line}")
-            lines.append("")
+            message = ex.message or ex.status_line
+            names = stopped.pop(message, None)
+            if names:  # one cause (a syntax error, an import that hangs) is said once for all it stopped
+                who = "all exercises" if len(names) == len(report.exercises) > 1 else ", ".join(names)
+                lines += [f"{who}: {message}", ""]
             continue
         failed = [c for c in ex.checks if not c.passed]
         for i, group in enumerate(_same_problem_groups(failed)):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from . import EXERCISES
 from .checks import check_definitions
 from .grading import CheckResult, Report, exercise_result
 from .pytest_plugin import run_checks
-from .sandbox import ChildResult, Limits, run_isolated
+from .sandbox import ABNORMAL, ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader"}
 
@@ -92,7 +93,9 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
                                  limit_address_space=limit_address_space(device), on_done=on_done,
                                  before_fork={"plot_losses": import_pyplot,
-                                              **{e: ctx.build_model_124m for e in NEEDS_124M}}))
+                                              **{e: ctx.build_model_124m for e in NEEDS_124M}},
+                                 groups={e: import_key(source, e) for e in tasks}))
+    explain_import_failures(source, children)
     return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
 
 
@@ -114,6 +117,23 @@ def plan(source, exercises, ctx) -> tuple[dict, dict]:
         else:
             tasks[exercise] = (lambda ex: lambda: grade_in_child(source, ex, ctx))(exercise)
     return children, tasks
+
+
+def import_key(source, exercise: str) -> str:
+    """The file a grading child of ``exercise`` imports first: children with the same key
+    import the same code (sandbox.run_isolated's groups), so its failure is shared."""
+    file_for = getattr(source, "file_for", None)  # sources.ExercisesDir: one file per exercise
+    return str(file_for(exercise) if file_for else source.path)
+
+
+def explain_import_failures(source, children: dict) -> None:
+    """Say "importing x.py" in the message of each child that was stopped, or crashed, while
+    the student's code was still being imported (the same for every exercise of that file)."""
+    for exercise, child in children.items():
+        if not child.loaded and child.status in ABNORMAL:
+            path = Path(import_key(source, exercise))
+            what = f"running the code cells of {path.name}" if path.suffix == ".ipynb" else f"importing {path.name}"
+            child.message = f"{what}: {child.message}"
 
 
 def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:

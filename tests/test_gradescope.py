@@ -85,7 +85,9 @@ def test_run_autograder_grades_a_notebook_to_full_marks(tmp_path, bundle):
 
 @pytest.mark.parametrize("layout, expected", [
     ({"exercises/calc_loss_batch.py": "", "README.md": ""}, ["--exercises-dir", "exercises"]),
-    ({"calc_loss_batch.py": "", "notes.txt": ""}, ["--exercises-dir", "."]),
+    ({"calc_loss_batch.py": "", "notes.txt": ""}, ["--submission", "."]),
+    ({"part1.py": "", "part2.py": ""}, ["--submission", "."]),  # each exercise from the file defining it
+    ({"helpers.py": "", "work.ipynb": ""}, ["--submission", "work.ipynb"]),
     ({"work.ipynb": ""}, ["--submission", "work.ipynb"]),
     ({"chapter5.ipynb": "", "scratch.ipynb": ""}, ["--submission", "chapter5.ipynb"]),
     ({"answers.py": "", ".hidden.py": ""}, ["--submission", "answers.py"]),
@@ -101,7 +103,6 @@ def test_find_submission(tmp_path, layout, expected):
 
 @pytest.mark.parametrize("layout, says", [
     ({}, "nothing to grade"),
-    ({"a.py": "", "b.py": ""}, "several .py files"),
     ({"a.ipynb": "", "b.ipynb": ""}, "several notebooks"),
 ])
 def test_find_submission_refuses(tmp_path, layout, says):
@@ -114,6 +115,7 @@ def test_find_submission_refuses(tmp_path, layout, says):
 @pytest.mark.parametrize("files, says", [
     ({}, "nothing to grade"),
     ({"chapter5.ipynb": "not json"}, "is not a Jupyter notebook: it is not JSON"),
+    ({"a.py": "x = 1\n", "b.py": "y = 2\n"}, "none of the .py files in submission defines an exercise function"),
 ])
 def test_ungradable_submission_gets_a_zero_with_the_reason(tmp_path, files, says):
     submission = tmp_path / "submission"
