@@ -36,7 +36,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from . import EXERCISES
+from .report import GRADESCOPE_STDOUT_VISIBILITY, GRADESCOPE_VISIBILITY
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_DIRS = ("grader", "reference", "data")
@@ -76,8 +76,10 @@ if [ -z "$PYTHON" ]; then
 fi
 cd "$(dirname "$(readlink -f "$0")")"
 [ -d grader ] || cd "$ROOT/source"
-exec "$PYTHON" -m grader.gradescope --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json"
+exec "$PYTHON" -m grader.gradescope --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json" \\
+    @VISIBILITY@
 """
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's own values
 
 
 class NoSubmission(Exception):
@@ -111,8 +113,16 @@ def bundle_files(kit_root: Path = KIT_ROOT):
                 yield rel.as_posix(), path
 
 
-def build_bundle(output: Path, force: bool = False) -> list[str]:
-    """Write the Gradescope bundle to ``output``; returns the names in it.
+def run_autograder_script(visibility: str = GRADESCOPE_VISIBILITY,
+                          stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> str:
+    return RUN_AUTOGRADER.replace(
+        "@VISIBILITY@", f"--visibility {visibility} --stdout-visibility {stdout_visibility}")
+
+
+def build_bundle(output: Path, force: bool = False, visibility: str = GRADESCOPE_VISIBILITY,
+                 stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> list[str]:
+    """Write the Gradescope bundle to ``output``; returns the names in it. ``visibility`` and
+    ``stdout_visibility`` go into every results.json (Gradescope's values, VISIBILITIES).
 
     Raises:
         FileExistsError: ``output`` exists and ``force`` is false.
@@ -124,7 +134,8 @@ def build_bundle(output: Path, force: bool = False) -> list[str]:
     tmp = output.with_name(output.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, text in (("setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, torch=torch_version())),
-                           ("run_autograder", RUN_AUTOGRADER), ("requirements.txt", requirements_text())):
+                           ("run_autograder", run_autograder_script(visibility, stdout_visibility)),
+                           ("requirements.txt", requirements_text())):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             mode = 0o755 if name != "requirements.txt" else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
@@ -149,6 +160,12 @@ def gradescope_command(argv) -> int:
                     "assignment's autograder, with the Ubuntu 24.04 base image.")
     p.add_argument("--output", type=Path, required=True, metavar="FILE.zip", help="where to write the zip")
     p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.add_argument("--visibility", choices=VISIBILITIES, default=GRADESCOPE_VISIBILITY,
+                   help="when students see the tests and their score (default visible: at once, for "
+                        "practice; after_published for an exam)")
+    p.add_argument("--stdout-visibility", choices=VISIBILITIES, default=GRADESCOPE_STDOUT_VISIBILITY,
+                   help="when students see run_autograder's log (default hidden: it is for you; the tests' "
+                        "output already says what they need)")
     args = p.parse_args(argv)
     if args.output.suffix != ".zip":
         raise UsageError(f"--output {args.output}: name a .zip file")
@@ -158,7 +175,8 @@ def gradescope_command(argv) -> int:
         raise UsageError(f"--output {args.output}: folder {args.output.parent} does not exist")
     verify_kit_data()  # a bundle without its data or expected values would fail every submission
     try:
-        names = build_bundle(args.output, force=args.force)
+        names = build_bundle(args.output, force=args.force, visibility=args.visibility,
+                             stdout_visibility=args.stdout_visibility)
     except FileExistsError as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {args.output} ({len(names)} files, {args.output.stat().st_size / 2**20:.1f} MiB)")
@@ -191,14 +209,16 @@ def find_submission(folder: Path) -> list[str]:
 
 def error_results(message: str) -> dict:
     """results.json for a submission that could not be graded: 0 points and the reason."""
-    from .checks import check_definitions
-
-    max_score = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
-    return {"score": 0, "max_score": max_score, "output": f"The autograder could not grade this submission: {message}",
-            "tests": []}
+    return {"score": 0, "output": f"The autograder could not grade this submission: {message}", "tests": []}
 
 
-def run_autograder(submission_dir: Path, results_file: Path, extra_args=()) -> int:
+def write_results(results_file: Path, results: dict, visibility: str, stdout_visibility: str) -> None:
+    results = {**results, "visibility": visibility, "stdout_visibility": stdout_visibility}
+    results_file.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_autograder(submission_dir: Path, results_file: Path, extra_args=(), visibility: str = GRADESCOPE_VISIBILITY,
+                   stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> int:
     """Grade ``submission_dir`` and write Gradescope's ``results_file``; returns 0 when written."""
     from .cli import main as grader_main
 
@@ -207,7 +227,7 @@ def run_autograder(submission_dir: Path, results_file: Path, extra_args=()) -> i
     try:
         source_args = find_submission(submission_dir)
     except NoSubmission as exc:
-        results_file.write_text(json.dumps(error_results(str(exc)), indent=2) + "\n", encoding="utf-8")
+        write_results(results_file, error_results(str(exc)), visibility, stdout_visibility)
         print(f"run_autograder: {exc}")
         return 0
     print("run_autograder: python -m grader " + " ".join(source_args), flush=True)
@@ -218,7 +238,10 @@ def run_autograder(submission_dir: Path, results_file: Path, extra_args=()) -> i
     if code == 2 or not results_file.is_file():  # a usage error: a broken notebook, a missing module...
         lines = [line.removeprefix("python -m grader: error: ") for line in stderr.getvalue().splitlines()]
         message = next((line for line in reversed(lines) if line.strip()), f"the grader exited with status {code}")
-        results_file.write_text(json.dumps(error_results(message), indent=2) + "\n", encoding="utf-8")
+        results = error_results(message)
+    else:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    write_results(results_file, results, visibility, stdout_visibility)
     return 0
 
 
@@ -227,9 +250,11 @@ def main(argv=None) -> int:
                                 description="Gradescope's run_autograder: grade a submission folder.")
     p.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"))
     p.add_argument("--results", type=Path, default=Path("/autograder/results/results.json"))
+    p.add_argument("--visibility", choices=VISIBILITIES, default=GRADESCOPE_VISIBILITY)
+    p.add_argument("--stdout-visibility", choices=VISIBILITIES, default=GRADESCOPE_STDOUT_VISIBILITY)
     args, extra = p.parse_known_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    return run_autograder(args.submission_dir, args.results, extra)
+    return run_autograder(args.submission_dir, args.results, extra, args.visibility, args.stdout_visibility)
 
 
 if __name__ == "__main__":

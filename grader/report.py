@@ -76,8 +76,19 @@ def render_text(report: Report, verbose: bool = False) -> str:
     return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
 
 
-def gradescope_results(report: Report) -> dict:
-    """Gradescope's results.json: one test per check, tagged with its exercise's function name."""
+GRADESCOPE_VISIBILITY = "visible"  # students see their tests as soon as they submit (practice feedback)
+GRADESCOPE_STDOUT_VISIBILITY = "hidden"  # run_autograder's log is for the instructor
+
+
+def gradescope_results(report: Report, visibility: str = GRADESCOPE_VISIBILITY,
+                       stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> dict:
+    """Gradescope's results.json: one test per check, tagged with its exercise's function name.
+
+    Only the fields Gradescope documents: ``score``, ``execution_time``, ``output``,
+    ``visibility``, ``stdout_visibility`` and ``tests`` (``name``, ``score``,
+    ``max_score``, ``status``, ``output``, ``tags``); the total possible is the sum of the
+    tests' ``max_score``. Both visibilities are set explicitly.
+    """
     tests = []
     for ex in report.exercises:
         for check in ex.checks:
@@ -99,9 +110,10 @@ def gradescope_results(report: Report) -> dict:
             })
     return {
         "score": report.score,
-        "max_score": report.max_score,
         "execution_time": round(report.seconds, 2),
         "output": f"{_points(report.score)}/{_points(report.max_score)} points",
+        "visibility": visibility,
+        "stdout_visibility": stdout_visibility,
         "tests": tests,
     }
 
@@ -122,6 +134,15 @@ def _failure_text(ex, check) -> str:
         parts.append(f"likely cause: {check.diagnosis}")
     parts.append(f"hint: {check.hint}")
     return "\n".join(p for p in parts if p)
+
+
+def _test_code(exercise: str, check_id: str) -> str:
+    from .checks import check_code
+
+    try:
+        return check_code(exercise, check_id)
+    except (OSError, KeyError, StopIteration, TypeError):  # no source to show (a frozen install)
+        return f"# {exercise}: check {check_id} (grader/checks/{exercise}/)"
 
 
 def _exercism_output(log: str) -> str | None:
@@ -152,8 +173,8 @@ def exercism_results(report: Report) -> dict:
         output = _exercism_output(ex.log)
         for check in ex.checks:
             status = "pass" if check.passed else ("error" if ex.status in ERROR_STATUSES else "fail")
-            test = {"name": f"{ex.name}: {check.what}", "status": status,
-                    "message": None if check.passed else _failure_text(ex, check)}
+            test = {"name": f"{ex.name}: {check.what}", "test_code": _test_code(ex.name, check.id),
+                    "status": status, "message": None if check.passed else _failure_text(ex, check)}
             if output is not None:
                 test["output"] = output
             if task_id is not None:
@@ -177,12 +198,14 @@ def render_exercism(report: Report, verbose: bool = False) -> str:
 
 
 def render_junit(report: Report, verbose: bool = False) -> str:
-    """JUnit XML written by pytest's own reporter (``--junitxml``, family xunit2).
+    """JUnit XML written by pytest's own reporter (``--junitxml``, family xunit1).
 
     The report's check results are replayed through the same pytest run that scores
-    them (grader/check_tests.py): one ``testcase`` per check, named
-    ``test_check[EXERCISE.CHECK_ID]``, a ``failure`` with the check's message when it
-    failed; the ``testsuite`` is named chapter5-grader.
+    them (grader/check_tests.py): one ``testcase`` per check, ``classname`` the exercise,
+    ``name`` the check id, properties ``points`` and ``max_points``; a ``failure`` with
+    the check's message and hint when it failed, an ``error`` when its exercise could not
+    run at all (not implemented, not loadable, stopped, crashed). The ``testsuite`` is
+    named chapter5-grader.
     """
     import tempfile
     from pathlib import Path
@@ -197,6 +220,11 @@ def render_junit(report: Report, verbose: bool = False) -> str:
         def evaluate(self, exercise, check_id):
             self.results[(exercise, check_id)] = self._done[(exercise, check_id)]
             return self.results[(exercise, check_id)]
+
+        def ran(self, exercise):
+            return statuses[exercise] == "graded"
+
+    statuses = {ex.name: ex.status for ex in report.exercises}
 
     with tempfile.TemporaryDirectory(prefix="grader-junit-") as tmp:
         path = Path(tmp) / "junit.xml"

@@ -126,6 +126,7 @@ def test_ungradable_submission_gets_a_zero_with_the_reason(tmp_path, files, says
     assert run_autograder(submission, results_file) == 0
     results = json.loads(results_file.read_text(encoding="utf-8"))
     assert results["score"] == 0 and results["tests"] == []
+    assert (results["visibility"], results["stdout_visibility"]) == ("visible", "hidden")
     assert results["output"].startswith("The autograder could not grade this submission: ") and says in results["output"]
 
 
@@ -188,3 +189,20 @@ def test_classroom_grading_step_writes_base64_exercism_results(tmp_path, nested)
     else:
         assert results["status"] in ("pass", "fail")
         assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
+
+
+def test_visibility_is_set_explicitly_and_chosen_when_the_bundle_is_built(tmp_path):
+    """results.json always says when students see the tests and the log (Gradescope's
+    visibility/stdout_visibility); `gradescope --visibility after_published` bakes it in."""
+    from grader.gradescope import build_bundle
+
+    bundle = tmp_path / "exam.zip"
+    build_bundle(bundle, visibility="after_published", stdout_visibility="hidden")
+    with zipfile.ZipFile(bundle) as zf:
+        script = zf.read("run_autograder").decode()
+    assert "--visibility after_published --stdout-visibility hidden" in script
+    results_file = tmp_path / "results.json"
+    (tmp_path / "submission").mkdir()
+    run_autograder(tmp_path / "submission", results_file, visibility="after_published")
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    assert (results["visibility"], results["stdout_visibility"]) == ("after_published", "hidden")
