@@ -278,6 +278,10 @@ def write_reports(folder: Path, submissions) -> None:
 def batch_command(argv) -> int:
     # intermixed: EXERCISE names may follow options, as in `python -m grader --submission F EXERCISE`
     args = build_parser().parse_intermixed_args(argv)
+    from .deps import BATCH, missing, missing_message
+
+    if missing(BATCH):
+        raise UsageError(f"batch: {missing_message(missing(BATCH))}")
     exercises = selected_exercises(args.exercises)
     check_args(args)
     roster = read_roster(args.roster) if args.roster is not None else {}

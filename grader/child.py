@@ -58,7 +58,7 @@ def load_module(path: Path, module_name: str):
     try:
         for code in statements:
             exec(code, module.__dict__)
-            note_own_definitions(module.__dict__, own)
+            note_own_definitions(module.__dict__, own, str(path))
     except BaseException as exc:  # import-time code of any kind: a crash, exit, interrupt
         raise LoadError(f"importing {path.name} raised {error_line(exc)}") from None
     restore_own_definitions(module.__dict__, own)
@@ -77,20 +77,31 @@ def from_the_kit(value) -> bool:
     return str(getattr(value, "__module__", "") or "").split(".")[0] in KIT_PACKAGES
 
 
-def note_own_definitions(namespace: dict, own: dict) -> None:
-    """Record, per exercise name, the student's latest own function bound to it."""
+def defined_in(value, filename: str) -> bool:
+    """Whether ``value`` is a function (or class) whose code is in the file ``filename``."""
+    code = getattr(value, "__code__", None)
+    if code is not None:
+        return code.co_filename == filename
+    module = sys.modules.get(getattr(value, "__module__", None) or "")
+    return getattr(module, "__file__", None) == filename
+
+
+def note_own_definitions(namespace: dict, own: dict, filename: str) -> None:
+    """Record, per exercise name, the latest function the file itself bound to it."""
     for name in EXERCISES:
         value = namespace.get(name)
-        if callable(value) and not from_the_kit(value):
+        if callable(value) and defined_in(value, filename):
             own[name] = value
 
 
 def restore_own_definitions(namespace: dict, own: dict) -> None:
-    """Undo what replaced a student's own exercise function later on: an import of the
-    kit's name, or a binding to something that is not a function."""
+    """Undo what replaced a student's own exercise function later on: an import of the same
+    name (from the kit's reference, or the release's ``from exercises.x import x``), or a
+    binding to something that is not callable."""
     for name, fn in own.items():
         current = namespace.get(name)
-        if current is not fn and (not callable(current) or from_the_kit(current)):
+        if current is not fn and (not callable(current) or from_the_kit(current)
+                                  or getattr(current, "__code__", None) is not None):
             namespace[name] = fn
 
 
@@ -215,7 +226,10 @@ def grade_in_child(source, exercise: str, ctx) -> dict:
     try:
         fn = load_student_function(source, exercise)
         report_loaded()  # from here on, a hang or crash is this exercise's, not the import's
-        return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx, threads=threads)}
+        outputs = run_scenarios(exercise, fn, ctx, threads=threads)
+        from .release_mode import USED  # release mode: the student's own exercises it called
+
+        return {"status": "ran", "outputs": outputs, "uses": sorted(USED)}
     except NotImplementedYet as exc:
         return {"status": "not_implemented", "message": str(exc)}
     except LoadError as exc:

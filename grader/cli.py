@@ -58,7 +58,8 @@ def build_parser():
 
     p.add_argument("--format", choices=list(RENDERERS), default="text",
                    help="text for people; json is Gradescope's results.json; exercism is Exercism's "
-                        "results.json v3 with points (GitHub Classroom); junit is JUnit XML")
+                        "results.json v3 with points; classroom is that with one test per point (GitHub "
+                        "Classroom's reporter); junit is JUnit XML")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")

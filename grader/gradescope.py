@@ -36,18 +36,20 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from .deps import GRADING, TORCH_INDEX, TORCH_VERSION
 from .report import GRADESCOPE_STDOUT_VISIBILITY, GRADESCOPE_VISIBILITY
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_DIRS = ("grader", "reference", "data")
-TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # Distributions the grader imports (besides torch, installed from TORCH_INDEX), pinned to
 # the versions installed where the bundle is built.
-REQUIREMENTS = ("tiktoken", "matplotlib", "nbformat", "pytest")
+REQUIREMENTS = tuple(dist for dist in GRADING.values() if dist != "torch")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
-# It needs Python >= 3.11: choose the Ubuntu 24.04 base image (or newer).
+# Meant for Gradescope's Ubuntu 24.04 base image (its python3 is 3.12; the grader needs
+# >= 3.11, so not 22.04's 3.10), with the default container: 0.5 vCPU (the grader then runs
+# one grading process at a time) and the memory setting of the kit's guide (docs).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
@@ -57,8 +59,10 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {{
     echo "setup.sh: the grader needs Python >= 3.11; this image has $(python3 --version)" >&2; exit 1; }}
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir --upgrade pip
-# The CPU build of torch: no CUDA libraries to download.
-/autograder/venv/bin/pip install --no-cache-dir --index-url {torch_index} "torch=={torch}"
+# The CPU build of torch (no CUDA libraries to download), the version the kit was measured with.
+/autograder/venv/bin/pip install --no-cache-dir --index-url {torch_index} "torch=={torch}" || {{
+    echo "setup.sh: torch {torch} has no CPU wheel for $(python3 --version) here: choose the Ubuntu 24.04 image" >&2
+    exit 1; }}
 /autograder/venv/bin/pip install --no-cache-dir -r requirements.txt
 # Fails the image build now, not every submission later, when the kit does not load.
 /autograder/venv/bin/python -c "import grader.cli, reference; reference.verify_all_data()"
@@ -96,13 +100,6 @@ def requirements_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def torch_version() -> str:
-    try:
-        return metadata.version("torch").split("+")[0]
-    except metadata.PackageNotFoundError:
-        return "2.13.0"
-
-
 def bundle_files(kit_root: Path = KIT_ROOT):
     """(name in the zip, path) of the kit files a bundle carries, sorted."""
     for folder in BUNDLE_DIRS:
@@ -133,7 +130,7 @@ def build_bundle(output: Path, force: bool = False, visibility: str = GRADESCOPE
     names = []
     tmp = output.with_name(output.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, text in (("setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, torch=torch_version())),
+        for name, text in (("setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, torch=TORCH_VERSION)),
                            ("run_autograder", run_autograder_script(visibility, stdout_visibility)),
                            ("requirements.txt", requirements_text())):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))

@@ -4,6 +4,7 @@ results.json (GitHub Classroom), JUnit XML (pytest's own reporter)."""
 from __future__ import annotations
 
 import json
+import math
 
 from .grading import Report
 
@@ -53,6 +54,9 @@ def render_text(report: Report, verbose: bool = False) -> str:
                 lines += [f"{who}: {message}", ""]
             continue
         failed = [c for c in ex.checks if not c.passed]
+        note = report.dependency_note(ex)
+        if note:  # said first: the failures below may all come from there
+            lines += [f"{ex.name}: note: {note}", ""]
         for i, group in enumerate(_same_problem_groups(failed)):
             for check in group:
                 lines.append(f"{ex.name} [{check.id}]: {check.what}")
@@ -95,11 +99,7 @@ def gradescope_results(report: Report, visibility: str = GRADESCOPE_VISIBILITY,
             if check.passed:
                 output = "passed"
             else:
-                parts = [ex.message or check.message]
-                if check.diagnosis:
-                    parts.append(f"likely cause: {check.diagnosis}")
-                parts.append(f"hint: {check.hint}")
-                output = "\n".join(p for p in parts if p)
+                output = _failure_text(ex, check, report.dependency_note(ex))
             tests.append({
                 "name": f"{ex.name}: {check.what}",
                 "score": check.points,
@@ -128,10 +128,12 @@ EXERCISM_OUTPUT_LIMIT = 500  # characters, per the Exercism test runner interfac
 EXERCISM_TRUNCATED = "Output was truncated. Please limit to 500 chars"
 
 
-def _failure_text(ex, check) -> str:
+def _failure_text(ex, check, note: str = "") -> str:
     parts = [ex.message or check.message]
     if check.diagnosis:
         parts.append(f"likely cause: {check.diagnosis}")
+    if note:
+        parts.append(f"note: {note}")
     parts.append(f"hint: {check.hint}")
     return "\n".join(p for p in parts if p)
 
@@ -174,7 +176,7 @@ def exercism_results(report: Report) -> dict:
         for check in ex.checks:
             status = "pass" if check.passed else ("error" if ex.status in ERROR_STATUSES else "fail")
             test = {"name": f"{ex.name}: {check.what}", "test_code": _test_code(ex.name, check.id),
-                    "status": status, "message": None if check.passed else _failure_text(ex, check)}
+                    "status": status, "message": None if check.passed else _failure_text(ex, check, report.dependency_note(ex))}
             if output is not None:
                 test["output"] = output
             if task_id is not None:
@@ -232,9 +234,38 @@ def render_junit(report: Report, verbose: bool = False) -> str:
         return path.read_text(encoding="utf-8")
 
 
+def classroom_results(report: Report) -> dict:
+    """results.json for GitHub Classroom's grading reporter: Exercism v3 (exercism_results) with
+    one test per point, each worth 1.
+
+    The reporter (classroom-resources/autograding-grading-reporter) records the sum of the
+    tests' ``score`` as the points, but its log and summary table count passed tests:
+    ``passed / len(tests) * 100`` and ``passed / len(tests) * max_score``. With a test per
+    point both show the points (a 3-point check is "[1/3]", "[2/3]", "[3/3]"; only the first
+    carries the failure message), and the three numbers agree.
+    """
+    results = exercism_results(report)
+    units = []
+    for test, check in zip(results["tests"], (c for ex in report.exercises for c in ex.checks)):
+        count = max(1, math.ceil(check.max_points))
+        for i in range(count):
+            unit = {**test, "score": 1 if test["status"] == "pass" else 0, "max_score": 1}
+            if count > 1:
+                unit["name"] = f"{test['name']} [{i + 1}/{count}]"
+                if i and unit["message"]:
+                    unit["message"] = f"(the same check as [1/{count}] above)"
+            units.append(unit)
+    return {**results, "tests": units, "score": sum(u["score"] for u in units), "max_score": len(units)}
+
+
+def render_classroom(report: Report, verbose: bool = False) -> str:
+    return json.dumps(classroom_results(report), indent=2, ensure_ascii=False) + "\n"
+
+
 RENDERERS = {
     "text": render_text,
     "json": lambda report, verbose=False: render_json(report),
     "exercism": render_exercism,
     "junit": render_junit,
+    "classroom": render_classroom,
 }

@@ -52,6 +52,7 @@ class ChildResult:
     log: str = ""  # what the child printed (stdout and stderr), truncated
     loaded: bool = True  # False: it ended before it reported that the student's code was loaded
     shared: bool = False  # not run: the same import failed in another child (run_isolated's groups)
+    uses: tuple = ()  # the student's other exercises it called (student release, release_mode.USED)
 
 
 def report_loaded() -> None:
@@ -191,6 +192,7 @@ def _result(job: _Job, status: int, limits: Limits) -> ChildResult:
     return ChildResult(
         data["status"], outputs=data.get("outputs", {}) if isinstance(data.get("outputs"), dict) else {},
         message=str(data.get("message", "")), seconds=seconds, peak_rss_mb=peak, log=str(data.get("log", "")),
+        uses=tuple(str(u) for u in data.get("uses", ()) if isinstance(u, str))[:50],
     )
 
 

@@ -180,3 +180,23 @@ def test_cli_writes_exercism_and_junit(mixed_folder, tmp_path):
     assert done.returncode == 0, done.stderr
     suite = ET.fromstring(done.stdout).find("testsuite")
     assert int(suite.get("failures")) == 0 and int(suite.get("tests")) == len(suite.findall("testcase")) > 0
+
+
+def test_classroom_results_make_the_reporters_three_numbers_the_points(mixed_report):
+    """GitHub Classroom's reporter (classroom-resources/autograding-grading-reporter, src/):
+    notify-classroom.js records sum(tests[].score) / max_score; aggregate-results.js shows
+    passed / len(tests) * max_score; console-results.js prints passed / len(tests) * 100.
+    With one test per point all three are the points (the exercism format's per-check tests
+    would make the last two a pass count: 91.89/100 for 34 of 37 checks)."""
+    from grader.report import classroom_results
+
+    results = classroom_results(mixed_report)
+    points, possible = mixed_report.score, mixed_report.max_score
+    tests = results["tests"]
+    passed = sum(t["status"] == "pass" for t in tests)
+    assert (sum(t["score"] for t in tests), results["max_score"]) == (points, possible)  # notify-classroom
+    assert passed / len(tests) * results["max_score"] == pytest.approx(points)  # aggregate-results
+    assert passed / len(tests) * 100 == pytest.approx(100 * points / possible)  # console-results
+    assert results["version"] == 3 and {t["status"] for t in tests} <= EXERCISM_STATUSES
+    three = [t for t in tests if t["name"].startswith("manual_cross_entropy: ") and t["name"].endswith("/3]")]
+    assert [t["name"][-5:] for t in three[:3]] == ["[1/3]", "[2/3]", "[3/3]"]  # its first 3-point check

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -141,6 +142,28 @@ def run_steps(workflow: dict) -> list[dict]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
+def test_torch_is_pinned_to_one_version_everywhere():
+    """The bundle's setup.sh, the Classroom workflow, the kit's CI and README install the same torch."""
+    from grader.deps import TORCH_VERSION
+
+    for path in (".github/workflows/kit.yml", ".ci/run", "README.md"):
+        text = (ROOT / path).read_text(encoding="utf-8")
+        pins = set(re.findall(r"torch==([0-9][0-9.]*[0-9])", text))
+        assert pins == {TORCH_VERSION}, (path, pins)
+    with zipfile.ZipFile(build_bundle_for_test()) as zf:
+        assert f'"torch=={TORCH_VERSION}"' in zf.read("setup.sh").decode()
+
+
+def build_bundle_for_test() -> Path:
+    import tempfile
+
+    from grader.gradescope import build_bundle
+
+    path = Path(tempfile.mkdtemp(prefix="bundle-")) / "autograder.zip"
+    build_bundle(path)
+    return path
+
+
 def test_kit_workflow_runs_the_instructor_check_and_the_tests():
     workflow = load_workflow(ROOT / ".github" / "workflows" / "kit.yml")
     commands = "\n".join(step.get("run", "") for step in run_steps(workflow))
@@ -163,32 +186,6 @@ def test_classroom_template_keeps_the_reporters_rules():
     for runner in reporter["with"]["runners"].split(","):
         value = reporter["env"][f"{runner.strip().upper()}_RESULTS"]
         assert value.replace(" ", "") == "${{steps.%s.outputs.result}}" % runner.strip() and runner.strip() in step_ids
-
-
-@pytest.mark.parametrize("nested", [False, True])
-def test_classroom_grading_step_writes_base64_exercism_results(tmp_path, nested):
-    """The template's grading step, run as GitHub Actions would (bash, GITHUB_OUTPUT). With
-    ``nested`` the grader refuses to run (exit 2) and the step's fallback must still report 0 points."""
-    import base64
-
-    step = next(s for s in run_steps(load_workflow(CLASSROOM)) if s.get("id") == "grader")
-    output = tmp_path / "github_output"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GITHUB_OUTPUT=str(output))
-    env.pop("CH5_GRADER_IN_NOTEBOOK", None)
-    if nested:
-        env["CH5_GRADER_IN_NOTEBOOK"] = "1"
-    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    key, _, value = output.read_text().strip().partition("=")
-    results = json.loads(base64.b64decode(value))
-    assert key == "result" and results["version"] == 3 and results["max_score"] == TOTAL
-    assert results["score"] == sum(t["score"] for t in results["tests"])
-    if nested:
-        assert results["status"] == "error" and results["tests"] == [] and results["message"]
-    else:
-        assert results["status"] in ("pass", "fail")
-        assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
 
 
 def test_visibility_is_set_explicitly_and_chosen_when_the_bundle_is_built(tmp_path):
