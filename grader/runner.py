@@ -123,7 +123,7 @@ def import_key(source, exercise: str) -> str:
     """The file a grading child of ``exercise`` imports first: children with the same key
     import the same code (sandbox.run_isolated's groups), so its failure is shared."""
     file_for = getattr(source, "file_for", None)  # sources.ExercisesDir: one file per exercise
-    return str(file_for(exercise) if file_for else source.path)
+    return str(file_for(exercise) if file_for else getattr(source, "path", exercise))
 
 
 def explain_import_failures(source, children: dict) -> None:
