@@ -133,8 +133,8 @@ def what_to_grade(folder: Path) -> tuple[str, object]:
         return "notebook", notebooks[0]
     if scripts:  # one .py file (several are "files" above)
         return "file", scripts[0]
-    raise SourceError(f"nothing to grade in {folder.name}: expected {NOTEBOOK_NAME}, .py files defining the "
-                      "exercise functions, or an exercises/ folder")
+    raise SourceError(f"{folder.name} is a folder with nothing to grade: expected {NOTEBOOK_NAME}, .py files "
+                      "defining the exercise functions, or an exercises/ folder")
 
 
 def open_folder(folder: Path, label: str = ""):

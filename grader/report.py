@@ -187,8 +187,10 @@ def exercism_results(report: Report) -> dict:
     if report.full_marks and tests:
         status, message = "pass", None
     elif report.exercises and all(ex.status in ERROR_STATUSES for ex in report.exercises):
-        status = "error"
-        message = "\n".join(f"{ex.name}: {ex.message or ex.status_line}" for ex in report.exercises)
+        status = "error"  # one cause (a syntax error, an import that hangs) is said once for all it stopped
+        stopped = _stopped_by(report)
+        message = "\n".join(f"{'all exercises' if len(names) == len(report.exercises) > 1 else ', '.join(names)}: "
+                            f"{why}" for why, names in stopped.items())
     else:
         status, message = "fail", None
     return {"version": 3, "status": status, "message": message, "tests": tests,

@@ -103,7 +103,7 @@ def test_find_submission(tmp_path, layout, expected):
 
 
 @pytest.mark.parametrize("layout, says", [
-    ({}, "nothing to grade"),
+    ({}, "is a folder with nothing to grade"),
     ({"a.ipynb": "", "b.ipynb": ""}, "several notebooks"),
 ])
 def test_find_submission_refuses(tmp_path, layout, says):
@@ -114,7 +114,7 @@ def test_find_submission_refuses(tmp_path, layout, says):
 
 
 @pytest.mark.parametrize("files, says", [
-    ({}, "nothing to grade"),
+    ({}, "is a folder with nothing to grade"),
     ({"chapter5.ipynb": "not json"}, "is not a Jupyter notebook: it is not JSON"),
     ({"a.py": "x = 1\n", "b.py": "y = 2\n"}, "none of the .py files in submission defines an exercise function"),
 ])

@@ -108,7 +108,7 @@ CRASH_AT_IMPORT = "import os\nos._exit(3)\n"
 @pytest.mark.parametrize("top, status, says", [
     (HANG_AT_IMPORT, "timeout", "importing work.py: stopped after the time limit of 3 s"),
     (CRASH_AT_IMPORT, "crashed", "importing work.py: the grading process exited with code 3"),
-])
+], ids=["hang", "crash"])
 def test_a_file_that_hangs_or_crashes_on_import_is_stopped_once(tmp_path, grading_ctx, top, status, says):
     """Eight exercises, two slots: before, a hang cost 4 rounds of the time limit; now one."""
     path = tmp_path / "work.py"
@@ -119,7 +119,12 @@ def test_a_file_that_hangs_or_crashes_on_import_is_stopped_once(tmp_path, gradin
     assert {ex.status for ex in report.exercises} == {status}
     assert {ex.message for ex in report.exercises} == {next(ex.message for ex in report.exercises)}
     assert says in report.exercises[0].message
-    assert seconds < 2 * 3 + 4, seconds  # one round of the limit (two children at once), plus start-up
+    # one round of the 3 s limit (two children at once) plus start-up: 3.4-5.1 s measured here under
+    # load; four rounds (12 s and more) before
+    assert seconds < 2 * 3 + 4, seconds
+    from grader.report import exercism_results
+
+    assert exercism_results(report)["message"] == f"all exercises: {report.exercises[0].message}"
     from grader.report import render_text
 
     text = render_text(report)
