@@ -4,7 +4,11 @@ return plain outputs. Nothing here compares or scores; the parent does that.
 
 from __future__ import annotations
 
+import __future__
+import ast
+import functools
 import importlib.util
+import operator
 import random
 import sys
 import traceback
@@ -15,25 +19,90 @@ import torch
 from . import EXERCISES
 from .checks import scenarios
 from .errors import LoadError, NotImplementedYet
+from .sandbox import report_loaded
 
 # Names a student's module may use besides its own exercise; when one exercise is
 # graded they are bound to the reference, so a mistake costs points in one place only.
 REFERENCE_NAMES = tuple(EXERCISES) + ("generate_and_print_sample", "generate_text_simple")
 MAX_TENSOR_ELEMENTS = 2_000_000
+KIT_PACKAGES = ("reference", "solutions", "grader")  # where the kit's own answers live
 
 
 def load_module(path: Path, module_name: str):
-    """Import a student's file as a fresh module. Raises LoadError with a one-line reason."""
+    """Import a student's file as a fresh module. Raises LoadError with a one-line reason.
+
+    The file's encoding is Python's: UTF-8, a byte-order mark, or a PEP 263 coding line
+    (``# -*- coding: latin-1 -*-``). Its top-level statements run one at a time, so that
+    the functions it defines are seen as they appear: the student's own definition of an
+    exercise wins over a later import of the kit's name (``cat solutions/*.py > all.py``
+    repeats ``from reference import calc_loss_batch`` after ``def calc_loss_batch``).
+    """
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        tree = ast.parse(path.read_bytes(), str(path))  # bytes: the coding line is honoured
     except SyntaxError as exc:
         raise LoadError(f"syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
+    except (ValueError, OSError) as exc:  # null bytes, an unreadable file
+        raise LoadError(f"{path.name} could not be read: {error_line(exc)}") from None
+    statements, flags = [], 0
+    try:
+        for node in tree.body:
+            statements.append(compile(ast.Module([node], type_ignores=[]), str(path), "exec",
+                                      flags=flags, dont_inherit=True))
+            flags |= future_flags(node)
+    except SyntaxError as exc:  # e.g. 'return' outside function: found by the compiler, not the parser
+        raise LoadError(f"syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
+    own = {}
+    try:
+        for code in statements:
+            exec(code, module.__dict__)
+            note_own_definitions(module.__dict__, own, str(path))
     except BaseException as exc:  # import-time code of any kind: a crash, exit, interrupt
         raise LoadError(f"importing {path.name} raised {error_line(exc)}") from None
+    restore_own_definitions(module.__dict__, own)
     return module
+
+
+def future_flags(node) -> int:
+    """Compiler flags of a ``from __future__ import ...`` statement (0 for any other)."""
+    if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+        return functools.reduce(operator.or_, (getattr(__future__, a.name).compiler_flag for a in node.names), 0)
+    return 0
+
+
+def from_the_kit(value) -> bool:
+    """Whether ``value`` is one of the kit's own functions (imported, not written)."""
+    return str(getattr(value, "__module__", "") or "").split(".")[0] in KIT_PACKAGES
+
+
+def defined_in(value, filename: str) -> bool:
+    """Whether ``value`` is a function (or class) whose code is in the file ``filename``."""
+    code = getattr(value, "__code__", None)
+    if code is not None:
+        return code.co_filename == filename
+    module = sys.modules.get(getattr(value, "__module__", None) or "")
+    return getattr(module, "__file__", None) == filename
+
+
+def note_own_definitions(namespace: dict, own: dict, filename: str) -> None:
+    """Record, per exercise name, the latest function the file itself bound to it."""
+    for name in EXERCISES:
+        value = namespace.get(name)
+        if callable(value) and defined_in(value, filename):
+            own[name] = value
+
+
+def restore_own_definitions(namespace: dict, own: dict) -> None:
+    """Undo what replaced a student's own exercise function later on: an import of the same
+    name (from the kit's reference, or the release's ``from exercises.x import x``), or a
+    binding to something that is not callable."""
+    for name, fn in own.items():
+        current = namespace.get(name)
+        if current is not fn and (not callable(current) or from_the_kit(current)
+                                  or getattr(current, "__code__", None) is not None):
+            namespace[name] = fn
 
 
 def load_student_function(source, exercise: str):
@@ -45,8 +114,7 @@ def load_student_function(source, exercise: str):
     fn = getattr(module, exercise, None)
     if not callable(fn):
         raise NotImplementedYet(f"{exercise} is not defined")
-    if str(getattr(fn, "__module__", "")).split(".")[0] in ("reference", "solutions", "grader"):
-        # the kit's own answer, imported instead of written: earns nothing
+    if from_the_kit(fn):  # the kit's own answer, imported instead of written: earns nothing
         raise NotImplementedYet(f"{exercise} is imported from the kit ({fn.__module__}), not written")
     if is_release():
         bind_own_functions(source, module, exercise)
@@ -157,7 +225,11 @@ def grade_in_child(source, exercise: str, ctx) -> dict:
     threads = torch.get_num_threads()  # before the student's module can change it
     try:
         fn = load_student_function(source, exercise)
-        return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx, threads=threads)}
+        report_loaded()  # from here on, a hang or crash is this exercise's, not the import's
+        outputs = run_scenarios(exercise, fn, ctx, threads=threads)
+        from .release_mode import USED  # release mode: the student's own exercises it called
+
+        return {"status": "ran", "outputs": outputs, "uses": sorted(USED)}
     except NotImplementedYet as exc:
         return {"status": "not_implemented", "message": str(exc)}
     except LoadError as exc:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import SourceError, UsageError
-from .options import check_exercise_name, device_argument, selected_exercises, verify_data_files, verify_kit_data
+from .cpus import available_cpus
+from .options import (check_exercise_name, device_argument, jobs_help, selected_exercises, verify_data_files,
+                      verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -44,7 +46,8 @@ def build_parser():
     what.add_argument("--solutions", action="store_true", help="grade solutions/ (the instructor's check)")
     what.add_argument("--submission", type=Path, metavar="FILE",
                       help="grade one .py file that defines any of the exercise functions, "
-                           "or a Jupyter notebook (.ipynb; its code cells run in order)")
+                           "a Jupyter notebook (.ipynb; its code cells run in order), or a folder or "
+                           ".zip of them")
     what.add_argument("--exercises-dir", type=Path, metavar="DIR",
                       help="grade another folder laid out like exercises/")
     p.add_argument("--list", action="store_true", help="list the exercises and their points")
@@ -55,13 +58,14 @@ def build_parser():
 
     p.add_argument("--format", choices=list(RENDERERS), default="text",
                    help="text for people; json is Gradescope's results.json; exercism is Exercism's "
-                        "results.json v3 with points (GitHub Classroom); junit is JUnit XML")
+                        "results.json v3 with points; classroom is that with one test per point (GitHub "
+                        "Classroom's reporter); junit is JUnit XML")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
-    p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")
+    p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("exercises graded"))
     p.add_argument("-v", "--verbose", action="store_true",
                    help="all hints, what your code printed, and tracebacks")
     p.add_argument("--watch", action="store_true",
@@ -95,7 +99,7 @@ def hints(name: str) -> str:
 
 
 def open_source(args):
-    from .sources import ExercisesDir, open_submission
+    from .sources import ExercisesDir
 
     try:
         if args.solutions:
@@ -103,7 +107,9 @@ def open_source(args):
                 raise UsageError("--solutions: there is no solutions/ here (the student release has none)")
             return ExercisesDir(KIT_ROOT / "solutions", f"{KIT_ROOT / 'solutions'}/")
         if args.submission:
-            return open_submission(args.submission)
+            from .folders import open_any
+
+            return open_any(args.submission)
         if args.exercises_dir:
             if not args.exercises_dir.is_dir():
                 raise UsageError(f"{args.exercises_dir} is not a folder")
@@ -157,6 +163,8 @@ def grade_command(argv) -> int:
         sys.stdout.write(hints(args.hint))
         return 0
     exercises = selected_exercises(args.exercises)
+    if args.jobs is None:
+        args.jobs = available_cpus()
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
     if args.watch and (args.output is not None or args.format != "text"):

@@ -45,6 +45,7 @@ class ExerciseResult:
     message: str = ""
     seconds: float = 0.0
     log: str = ""
+    uses: tuple = ()  # the student's own other exercises it ran on (student release)
 
     @property
     def score(self) -> float:
@@ -80,6 +81,23 @@ class Report:
     @property
     def full_marks(self) -> bool:
         return all(e.score == e.max_score for e in self.exercises)
+
+    def dependency_note(self, ex: ExerciseResult) -> str:
+        """For a failing exercise that ran on the student's own other exercises (student
+        release): which of those fail their own checks, or were not graded in this run."""
+        if ex.score == ex.max_score or not ex.uses:
+            return ""
+        by_name = {e.name: e for e in self.exercises}
+        failing = [u for u in ex.uses if u in by_name and by_name[u].score < by_name[u].max_score]
+        if failing:
+            names = " and ".join(failing)
+            which = "fails its" if len(failing) == 1 else "fail their"
+            return f"{ex.name} ran on your {names}, which {which} own checks: the cause may be there, fix {names} first"
+        unchecked = [u for u in ex.uses if u not in by_name]
+        if unchecked:
+            names = " and ".join(unchecked)
+            return f"{ex.name} ran on your {names}: grade {'it' if len(unchecked) == 1 else 'them'} too (python -m grader {' '.join(unchecked)})"
+        return ""
 
 
 def scenario_output(outputs: dict, check: dict):
@@ -157,4 +175,5 @@ def exercise_result(exercise: str, child, checks: list[CheckResult]) -> Exercise
     spec = check_definitions()[exercise]
     status = "graded" if child.status == "ran" else child.status
     message = "" if child.status == "ran" else child.message
-    return ExerciseResult(exercise, spec["section"], status, checks, message, child.seconds, child.log)
+    return ExerciseResult(exercise, spec["section"], status, checks, message, child.seconds, child.log,
+                          uses=tuple(getattr(child, "uses", ())))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 
 from . import EXERCISES
+from .cpus import available_cpus
 from .errors import UsageError
 
 
@@ -48,3 +49,8 @@ def verify_data_files() -> None:
         verify_all_data()
     except DataFileError as exc:
         raise UsageError(str(exc)) from None
+
+
+def jobs_help(what: str) -> str:
+    """``--jobs`` help: its default is the CPUs this process may use (cpus.available_cpus)."""
+    return f"{what} at once (default: the CPUs this process may use, {available_cpus()} here)"

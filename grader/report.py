@@ -4,6 +4,7 @@ results.json (GitHub Classroom), JUnit XML (pytest's own reporter)."""
 from __future__ import annotations
 
 import json
+import math
 
 from .grading import Report
 
@@ -23,6 +24,15 @@ def _same_problem_groups(failed):
     return groups
 
 
+def _stopped_by(report: Report) -> dict[str, list[str]]:
+    """Message -> the exercises it stopped from being graded (all but "not implemented yet")."""
+    stopped: dict[str, list[str]] = {}
+    for ex in report.exercises:
+        if ex.status != "graded" and not (ex.status == "not_implemented" and "imported" not in ex.message):
+            stopped.setdefault(ex.message or ex.status_line, []).append(ex.name)
+    return stopped
+
+
 def render_text(report: Report, verbose: bool = False) -> str:
     width = max(len(e.name) for e in report.exercises) if report.exercises else 10
     lines = [f"Grading {report.source} on {report.device}", ""]
@@ -32,14 +42,21 @@ def render_text(report: Report, verbose: bool = False) -> str:
     total = f"{_points(report.score)}/{_points(report.max_score)}"
     lines += [f"  {'Total':<{width}}  {total:>6}", ""]
 
+    stopped = _stopped_by(report)
     for ex in report.exercises:
         if ex.status == "not_implemented" and "imported" not in ex.message:
             continue  # the table already says "not implemented yet"
         if ex.status != "graded":  # the message says what stopped it; a check's hint would not help
-            lines.append(f"{ex.name}: {ex.message or ex.status_line}")
-            lines.append("")
+            message = ex.message or ex.status_line
+            names = stopped.pop(message, None)
+            if names:  # one cause (a syntax error, an import that hangs) is said once for all it stopped
+                who = "all exercises" if len(names) == len(report.exercises) > 1 else ", ".join(names)
+                lines += [f"{who}: {message}", ""]
             continue
         failed = [c for c in ex.checks if not c.passed]
+        note = report.dependency_note(ex)
+        if note:  # said first: the failures below may all come from there
+            lines += [f"{ex.name}: note: {note}", ""]
         for i, group in enumerate(_same_problem_groups(failed)):
             for check in group:
                 lines.append(f"{ex.name} [{check.id}]: {check.what}")
@@ -63,19 +80,26 @@ def render_text(report: Report, verbose: bool = False) -> str:
     return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
 
 
-def gradescope_results(report: Report) -> dict:
-    """Gradescope's results.json: one test per check, tagged with its exercise's function name."""
+GRADESCOPE_VISIBILITY = "visible"  # students see their tests as soon as they submit (practice feedback)
+GRADESCOPE_STDOUT_VISIBILITY = "hidden"  # run_autograder's log is for the instructor
+
+
+def gradescope_results(report: Report, visibility: str = GRADESCOPE_VISIBILITY,
+                       stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> dict:
+    """Gradescope's results.json: one test per check, tagged with its exercise's function name.
+
+    Only the fields Gradescope documents: ``score``, ``execution_time``, ``output``,
+    ``visibility``, ``stdout_visibility`` and ``tests`` (``name``, ``score``,
+    ``max_score``, ``status``, ``output``, ``tags``); the total possible is the sum of the
+    tests' ``max_score``. Both visibilities are set explicitly.
+    """
     tests = []
     for ex in report.exercises:
         for check in ex.checks:
             if check.passed:
                 output = "passed"
             else:
-                parts = [ex.message or check.message]
-                if check.diagnosis:
-                    parts.append(f"likely cause: {check.diagnosis}")
-                parts.append(f"hint: {check.hint}")
-                output = "\n".join(p for p in parts if p)
+                output = _failure_text(ex, check, report.dependency_note(ex))
             tests.append({
                 "name": f"{ex.name}: {check.what}",
                 "score": check.points,
@@ -86,9 +110,10 @@ def gradescope_results(report: Report) -> dict:
             })
     return {
         "score": report.score,
-        "max_score": report.max_score,
         "execution_time": round(report.seconds, 2),
         "output": f"{_points(report.score)}/{_points(report.max_score)} points",
+        "visibility": visibility,
+        "stdout_visibility": stdout_visibility,
         "tests": tests,
     }
 
@@ -103,12 +128,23 @@ EXERCISM_OUTPUT_LIMIT = 500  # characters, per the Exercism test runner interfac
 EXERCISM_TRUNCATED = "Output was truncated. Please limit to 500 chars"
 
 
-def _failure_text(ex, check) -> str:
+def _failure_text(ex, check, note: str = "") -> str:
     parts = [ex.message or check.message]
     if check.diagnosis:
         parts.append(f"likely cause: {check.diagnosis}")
+    if note:
+        parts.append(f"note: {note}")
     parts.append(f"hint: {check.hint}")
     return "\n".join(p for p in parts if p)
+
+
+def _test_code(exercise: str, check_id: str) -> str:
+    from .checks import check_code
+
+    try:
+        return check_code(exercise, check_id)
+    except (OSError, KeyError, StopIteration, TypeError):  # no source to show (a frozen install)
+        return f"# {exercise}: check {check_id} (grader/checks/{exercise}/)"
 
 
 def _exercism_output(log: str) -> str | None:
@@ -139,8 +175,8 @@ def exercism_results(report: Report) -> dict:
         output = _exercism_output(ex.log)
         for check in ex.checks:
             status = "pass" if check.passed else ("error" if ex.status in ERROR_STATUSES else "fail")
-            test = {"name": f"{ex.name}: {check.what}", "status": status,
-                    "message": None if check.passed else _failure_text(ex, check)}
+            test = {"name": f"{ex.name}: {check.what}", "test_code": _test_code(ex.name, check.id),
+                    "status": status, "message": None if check.passed else _failure_text(ex, check, report.dependency_note(ex))}
             if output is not None:
                 test["output"] = output
             if task_id is not None:
@@ -151,8 +187,10 @@ def exercism_results(report: Report) -> dict:
     if report.full_marks and tests:
         status, message = "pass", None
     elif report.exercises and all(ex.status in ERROR_STATUSES for ex in report.exercises):
-        status = "error"
-        message = "\n".join(f"{ex.name}: {ex.message or ex.status_line}" for ex in report.exercises)
+        status = "error"  # one cause (a syntax error, an import that hangs) is said once for all it stopped
+        stopped = _stopped_by(report)
+        message = "\n".join(f"{'all exercises' if len(names) == len(report.exercises) > 1 else ', '.join(names)}: "
+                            f"{why}" for why, names in stopped.items())
     else:
         status, message = "fail", None
     return {"version": 3, "status": status, "message": message, "tests": tests,
@@ -164,12 +202,14 @@ def render_exercism(report: Report, verbose: bool = False) -> str:
 
 
 def render_junit(report: Report, verbose: bool = False) -> str:
-    """JUnit XML written by pytest's own reporter (``--junitxml``, family xunit2).
+    """JUnit XML written by pytest's own reporter (``--junitxml``, family xunit1).
 
     The report's check results are replayed through the same pytest run that scores
-    them (grader/check_tests.py): one ``testcase`` per check, named
-    ``test_check[EXERCISE.CHECK_ID]``, a ``failure`` with the check's message when it
-    failed; the ``testsuite`` is named chapter5-grader.
+    them (grader/check_tests.py): one ``testcase`` per check, ``classname`` the exercise,
+    ``name`` the check id, properties ``points`` and ``max_points``; a ``failure`` with
+    the check's message and hint when it failed, an ``error`` when its exercise could not
+    run at all (not implemented, not loadable, stopped, crashed). The ``testsuite`` is
+    named chapter5-grader.
     """
     import tempfile
     from pathlib import Path
@@ -185,10 +225,43 @@ def render_junit(report: Report, verbose: bool = False) -> str:
             self.results[(exercise, check_id)] = self._done[(exercise, check_id)]
             return self.results[(exercise, check_id)]
 
+        def ran(self, exercise):
+            return statuses[exercise] == "graded"
+
+    statuses = {ex.name: ex.status for ex in report.exercises}
+
     with tempfile.TemporaryDirectory(prefix="grader-junit-") as tmp:
         path = Path(tmp) / "junit.xml"
         run_grading(Replay(), junitxml=path)
         return path.read_text(encoding="utf-8")
+
+
+def classroom_results(report: Report) -> dict:
+    """results.json for GitHub Classroom's grading reporter: Exercism v3 (exercism_results) with
+    one test per point, each worth 1.
+
+    The reporter (classroom-resources/autograding-grading-reporter) records the sum of the
+    tests' ``score`` as the points, but its log and summary table count passed tests:
+    ``passed / len(tests) * 100`` and ``passed / len(tests) * max_score``. With a test per
+    point both show the points (a 3-point check is "[1/3]", "[2/3]", "[3/3]"; only the first
+    carries the failure message), and the three numbers agree.
+    """
+    results = exercism_results(report)
+    units = []
+    for test, check in zip(results["tests"], (c for ex in report.exercises for c in ex.checks)):
+        count = max(1, math.ceil(check.max_points))
+        for i in range(count):
+            unit = {**test, "score": 1 if test["status"] == "pass" else 0, "max_score": 1}
+            if count > 1:
+                unit["name"] = f"{test['name']} [{i + 1}/{count}]"
+                if i and unit["message"]:
+                    unit["message"] = f"(the same check as [1/{count}] above)"
+            units.append(unit)
+    return {**results, "tests": units, "score": sum(u["score"] for u in units), "max_score": len(units)}
+
+
+def render_classroom(report: Report, verbose: bool = False) -> str:
+    return json.dumps(classroom_results(report), indent=2, ensure_ascii=False) + "\n"
 
 
 RENDERERS = {
@@ -196,4 +269,5 @@ RENDERERS = {
     "json": lambda report, verbose=False: render_json(report),
     "exercism": render_exercism,
     "junit": render_junit,
+    "classroom": render_classroom,
 }

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from . import EXERCISES
 from .checks import check_definitions
 from .grading import CheckResult, Report, exercise_result
 from .pytest_plugin import run_checks
-from .sandbox import ChildResult, Limits, run_isolated
+from .sandbox import ABNORMAL, ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
 # Exercises whose scenarios step an optimizer: torch.optim imports torch._dynamo on first use
@@ -78,15 +79,19 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int = 2, on_done=None, ctx=None, junitxml=None) -> Report:
+          parallel: int | None = None, on_done=None, ctx=None, junitxml=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
     sources in one process without preparing the shared inputs again. The checks
     run as pytest tests (pytest_plugin.py); ``junitxml`` names a JUnit XML file for
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
+    ``parallel``: children at once (default: the CPUs this process may use, options.available_cpus).
     """
+    from .cpus import available_cpus
+
     start = time.perf_counter()
+    parallel = parallel or available_cpus()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False)
     children, tasks = plan(source, exercises, ctx)
@@ -98,7 +103,9 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
                                  before_fork={"plot_losses": import_pyplot,
                                               "save_checkpoint": import_optimizer_support,
                                               "load_checkpoint": import_optimizer_support,
-                                              **{e: ctx.build_model_124m for e in NEEDS_124M}}))
+                                              **{e: ctx.build_model_124m for e in NEEDS_124M}},
+                                 groups={e: import_key(source, e) for e in tasks}))
+    explain_import_failures(source, children)
     return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
 
 
@@ -120,6 +127,23 @@ def plan(source, exercises, ctx) -> tuple[dict, dict]:
         else:
             tasks[exercise] = (lambda ex: lambda: grade_in_child(source, ex, ctx))(exercise)
     return children, tasks
+
+
+def import_key(source, exercise: str) -> str:
+    """The file a grading child of ``exercise`` imports first: children with the same key
+    import the same code (sandbox.run_isolated's groups), so its failure is shared."""
+    file_for = getattr(source, "file_for", None)  # sources.ExercisesDir: one file per exercise
+    return str(file_for(exercise) if file_for else getattr(source, "path", exercise))
+
+
+def explain_import_failures(source, children: dict) -> None:
+    """Say "importing x.py" in the message of each child that was stopped, or crashed, while
+    the student's code was still being imported (the same for every exercise of that file)."""
+    for exercise, child in children.items():
+        if not child.loaded and child.status in ABNORMAL:
+            path = Path(import_key(source, exercise))
+            what = f"running the code cells of {path.name}" if path.suffix == ".ipynb" else f"importing {path.name}"
+            child.message = f"{what}: {child.message}"
 
 
 def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:

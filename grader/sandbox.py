@@ -10,6 +10,7 @@ OpenMP pool, which does not survive ``fork``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import resource
@@ -25,6 +26,11 @@ import torch
 
 MAX_RESULT_BYTES = 64 * 2**20
 PAGE = os.sysconf("SC_PAGE_SIZE")
+# Sent by a child that has loaded the student's code (report_loaded), before its results.
+# Results are a torch.save zip, which starts with b"PK": never this byte.
+LOADED = b"\x01"
+ABNORMAL = ("timeout", "memory", "crashed")  # ended by the parent or by a crash, not by its own report
+_loaded_fd = None  # in a child: where report_loaded writes
 
 
 @dataclass
@@ -44,6 +50,18 @@ class ChildResult:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     log: str = ""  # what the child printed (stdout and stderr), truncated
+    loaded: bool = True  # False: it ended before it reported that the student's code was loaded
+    shared: bool = False  # not run: the same import failed in another child (run_isolated's groups)
+    uses: tuple = ()  # the student's other exercises it called (student release, release_mode.USED)
+
+
+def report_loaded() -> None:
+    """Tell the parent, from a child, that the student's code is imported: a time limit,
+    crash or memory limit from now on is this child's own, not the import's (see groups)."""
+    global _loaded_fd
+    if _loaded_fd is not None:
+        os.write(_loaded_fd, LOADED)
+        _loaded_fd = None
 
 
 def _rss_bytes(pid: int) -> int:
@@ -61,7 +79,9 @@ def _vm_bytes() -> int:
 
 def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, workdir: str) -> None:
     """Body of a forked child. Never returns."""
+    global _loaded_fd
     code = 0
+    _loaded_fd = write_fd
     try:
         os.setpgid(0, 0)  # its own process group: killing it kills its DataLoader workers too
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -79,6 +99,7 @@ def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, 
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         torch.set_num_threads(max(1, limits.threads))
         result = work()
+        _loaded_fd = None
         log.seek(0)
         result["log"] = log.read(20_000).decode("utf-8", "replace")
         buffer = io.BytesIO()
@@ -106,6 +127,7 @@ class _Job:
     peak_rss: int = 0
     ended: str = ""  # why the parent ended it, if it did
     workdir: str = ""  # the child's cwd, removed when it has ended
+    loaded: bool = False  # it sent LOADED
 
 
 def _kill(job: _Job) -> None:
@@ -138,6 +160,12 @@ def _finish(job: _Job, limits: Limits) -> ChildResult:
     except (ProcessLookupError, PermissionError):
         pass
     shutil.rmtree(job.workdir, ignore_errors=True)
+    result = _result(job, status, limits)
+    result.loaded = job.loaded or result.status not in ABNORMAL  # results sent: its import had ended
+    return result
+
+
+def _result(job: _Job, status: int, limits: Limits) -> ChildResult:
     seconds = time.perf_counter() - job.started
     peak = max(job.peak_rss, job.base_rss) / 2**20
     if job.ended == "timeout":
@@ -164,21 +192,52 @@ def _finish(job: _Job, limits: Limits) -> ChildResult:
     return ChildResult(
         data["status"], outputs=data.get("outputs", {}) if isinstance(data.get("outputs"), dict) else {},
         message=str(data.get("message", "")), seconds=seconds, peak_rss_mb=peak, log=str(data.get("log", "")),
+        uses=tuple(str(u) for u in data.get("uses", ()) if isinstance(u, str))[:50],
     )
 
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
-                 on_done=None, before_fork=None) -> dict:
+                 on_done=None, before_fork=None, groups=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
     At most ``parallel`` children run at once, started in the order of ``tasks``.
     ``before_fork`` (key -> function) prepares in the parent what that child shares, while
     earlier children run. ``on_done(key, ChildResult)`` is called as each ends.
+    ``groups`` (key -> group) names tasks that import the same student code first: when
+    one of them hits the time or memory limit or crashes before it reported the code
+    loaded (report_loaded), that import is what failed, so the group's other tasks get the
+    same result (``shared=True``) without running it again: an endless loop at the top of
+    a file costs one time limit, not one per exercise.
     Returns key -> ChildResult.
     """
     pending = list(tasks.items())
     running: dict[int, _Job] = {}
     results = {}
+    groups = groups or {}
+    failed_imports: dict = {}  # group -> the ChildResult of its failed import
+
+    def done(job: _Job, result: ChildResult):
+        results[job.key] = result
+        if on_done:
+            on_done(job.key, result)
+        group = groups.get(job.key)
+        if group is not None and not result.loaded and result.status in ABNORMAL and group not in failed_imports:
+            failed_imports[group] = result
+            share_failed_import(group, result)
+
+    def share_failed_import(group, result: ChildResult):
+        for fd, other in list(running.items()):
+            if groups.get(other.key) == group and not other.loaded:
+                _kill(other)
+                del running[fd]
+                _finish(other, limits)
+                done(other, dataclasses.replace(result, seconds=time.perf_counter() - other.started, shared=True))
+        for key, _ in [t for t in pending if groups.get(t[0]) == group]:
+            pending.remove((key, tasks[key]))
+            results[key] = dataclasses.replace(result, seconds=0.0, log="", shared=True)
+            if on_done:
+                on_done(key, results[key])
+
     try:
         while pending or running:
             while pending and len(running) < max(1, parallel):
@@ -189,8 +248,14 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 running[job.fd] = job
             ready, _, _ = select.select(list(running), [], [], 0.05)
             for fd in ready:
+                if fd not in running:  # ended above, as part of a failed import
+                    continue
                 job = running[fd]
                 chunk = os.read(fd, 1 << 20)
+                if chunk and not job.size and chunk.startswith(LOADED) and not job.loaded:
+                    job.loaded, chunk = True, chunk[len(LOADED):]
+                    if not chunk:
+                        continue
                 if chunk:
                     job.chunks.append(chunk)
                     job.size += len(chunk)
@@ -200,11 +265,11 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                         chunk = b""
                 if not chunk:
                     del running[fd]
-                    results[job.key] = _finish(job, limits)
-                    if on_done:
-                        on_done(job.key, results[job.key])
+                    done(job, _finish(job, limits))
             now = time.perf_counter()
             for fd, job in list(running.items()):
+                if fd not in running:
+                    continue
                 rss = _rss_bytes(job.pid)
                 job.peak_rss = max(job.peak_rss, rss)
                 if now - job.started > limits.timeout_s:
@@ -214,9 +279,7 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 if job.ended:
                     _kill(job)
                     del running[fd]
-                    results[job.key] = _finish(job, limits)
-                    if on_done:
-                        on_done(job.key, results[job.key])
+                    done(job, _finish(job, limits))
     finally:
         for job in running.values():  # interrupted: leave no child behind
             _kill(job)

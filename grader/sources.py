@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import io
+import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from .child import load_module
 from .errors import LoadError, NotebookError, SourceError
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
+CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")  # PEP 263
 
 
 @dataclass
@@ -100,15 +104,33 @@ def open_notebook(path: Path) -> NotebookFile:
 
 
 def read_source(path: Path) -> str:
-    """The text of a submitted file. Raises SourceError for a missing, non-file or non-UTF-8 path."""
+    """The text of a submitted file. Raises SourceError for a missing, non-file or undecodable path.
+
+    A .py file is decoded as Python decodes it: UTF-8, or what a byte-order mark or a
+    PEP 263 coding line (``# -*- coding: latin-1 -*-``) says. A notebook is JSON: UTF-8.
+    """
     if not path.exists():
         raise SourceError(f"{path}: no such file")
     if path.is_dir():
         raise SourceError(f"{path} is a folder: pass the .py file to grade")
+    data = path.read_bytes()
+    encoding, declared = "utf-8-sig", False  # a byte-order mark, as Windows editors write, is fine
+    if path.suffix != ".ipynb":
+        declared = any(CODING_LINE.match(line) for line in data.splitlines(keepends=True)[:2])
+        try:
+            encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        except SyntaxError as exc:
+            if declared:  # "unknown encoding: foo", or a coding line that contradicts a BOM
+                raise SourceError(f"{path}: its coding line cannot be used ({exc.msg}): save it as UTF-8") from None
+            # no declaration and not UTF-8: the decoding below says where
     try:
-        return path.read_text(encoding="utf-8-sig")  # a byte-order mark, as Windows editors write, is fine
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise SourceError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        if declared:
+            raise SourceError(f"{path} is not {encoding} text, as its coding line says (byte {exc.start}): "
+                              "save it as UTF-8") from None
+        raise SourceError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8, or declare its "
+                          "encoding in its first line (# -*- coding: latin-1 -*-)") from None
 
 
 def syntax_problem(path: Path) -> str | None:

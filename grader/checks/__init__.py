@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -73,3 +75,28 @@ def scenarios(exercise: str) -> dict:
 def mistakes(exercise: str) -> dict:
     """Mistake id -> the wrong version of one exercise (empty when it has none)."""
     return _named(importlib.import_module(f"{__name__}.{exercise}.mistakes"), "mistake_")
+
+
+COMPARISONS = {  # compare -> how the check compares the student's output with the reference's
+    "tensor": "is a tensor of the reference's shape with its values",
+    "number": "is the reference's number",
+    "floats": "are the reference's numbers",
+    "exact": "equals the reference's",
+    "log": "has the reference's log lines (numbers within the tolerance)",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def check_code(exercise: str, check_id: str) -> str:
+    """The code of one check, as a student may read it (Exercism's ``test_code``): the body of
+    its scenario (``fn`` is the student's function) and the comparison it makes."""
+    check = next(c for c in definition(exercise)["checks"] if c["id"] == check_id)
+    scenario = scenarios(exercise)[check["scenario"]]
+    lines = inspect.getsource(scenario).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.rstrip().endswith(":")) + 1  # after the def line
+    body = textwrap.dedent("\n".join(lines[start:])).strip("\n")
+    how = COMPARISONS.get(check["compare"], f"passes the {check['compare'].replace('_', ' ')} check")
+    tolerance = (f" within atol={check.get('atol', 0):g} + rtol={check.get('rtol', 0):g} * |expected|"
+                 if "atol" in check or "rtol" in check else "")
+    return (f"# fn is your {exercise}; ctx holds the grader's shared inputs (tokenizer, text, models)\n"
+            f"{body}\n# check {check_id}: the output {check.get('key', '')!r} {how}{tolerance}")
