@@ -4,7 +4,9 @@ return plain outputs. Nothing here compares or scores; the parent does that.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
+import linecache
 import random
 import sys
 import traceback
@@ -22,9 +24,44 @@ REFERENCE_NAMES = tuple(EXERCISES) + ("generate_and_print_sample", "generate_tex
 MAX_TENSOR_ELEMENTS = 2_000_000
 
 
+# Students' files read before the grading child gave up its privileges (instructor grading):
+# path -> bytes. Once the child has entered the sandbox it may not be able to read them.
+PRELOADED: dict[str, bytes] = {}
+
+
+class _PreloadedLoader(importlib.machinery.SourceFileLoader):
+    """Imports a file from PRELOADED: no read of the file now, no bytecode cache read or written."""
+
+    def get_data(self, path):
+        if path == self.path:
+            return PRELOADED[path]
+        raise OSError(f"{path}: not read while grading")
+
+    def path_stats(self, path):
+        return {"mtime": 0, "size": len(PRELOADED[self.path])}
+
+    def set_data(self, path, data, *, _mode=0o666):
+        pass
+
+
+def preload(source) -> None:
+    """Read the student's files of ``source`` into PRELOADED (a notebook's cells are read already)."""
+    if hasattr(source, "file_for"):  # sources.ExercisesDir: every exercise's file (the release binds them all)
+        paths = [Path(source.file_for(e)) for e in EXERCISES]
+    else:
+        paths = [Path(source.path)] if Path(source.path).suffix == ".py" else []
+    for path in paths:
+        if path.is_file():
+            data = path.read_bytes()
+            PRELOADED[str(path)] = data
+            text = data.decode("utf-8-sig", "replace")
+            linecache.cache[str(path)] = (len(text), None, text.splitlines(True), str(path))  # for tracebacks
+
+
 def load_module(path: Path, module_name: str):
     """Import a student's file as a fresh module. Raises LoadError with a one-line reason."""
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    loader = _PreloadedLoader(module_name, str(path)) if str(path) in PRELOADED else None
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
@@ -36,11 +73,15 @@ def load_module(path: Path, module_name: str):
     return module
 
 
-def load_student_function(source, exercise: str):
+def load_student_function(source, exercise: str, release: bool | None = None):
     """The student's function for ``exercise``, with other exercise names bound to the reference
-    (in the student release, which has no chapter-5 reference: to the student's own, see release_mode.py)."""
+    (in the student release, which has no chapter-5 reference: to the student's own, see release_mode.py).
+
+    ``release``: whether this is the student release (None: look; a sandboxed child may no longer see).
+    """
     from .release_mode import bind_own_functions, is_release
 
+    release = is_release() if release is None else release
     module = source.load_module(exercise)
     fn = getattr(module, exercise, None)
     if not callable(fn):
@@ -48,7 +89,7 @@ def load_student_function(source, exercise: str):
     if str(getattr(fn, "__module__", "")).split(".")[0] in ("reference", "solutions", "grader"):
         # the kit's own answer, imported instead of written: earns nothing
         raise NotImplementedYet(f"{exercise} is imported from the kit ({fn.__module__}), not written")
-    if is_release():
+    if release:
         bind_own_functions(source, module, exercise)
         return fn
     import reference
@@ -152,11 +193,41 @@ def student_line(exc: BaseException, student_file: str | None) -> str:
     return f" (at line {frame.lineno}{code})"
 
 
-def grade_in_child(source, exercise: str, ctx) -> dict:
+class ChildWork:
+    """The work of one grading child (a task for sandbox.run_isolated): grade ``exercise`` of ``source``.
+
+    Under instructor grading the sandbox calls ``before_lockdown()`` in the child first, while it
+    still has the grader's privileges: the student's files are read, the kit's answer to the
+    exercise is hidden (answers.py), then the sandbox locks the child down (lockdown.py).
+    """
+
+    def __init__(self, source, exercise: str, ctx):
+        self.source, self.exercise, self.ctx = source, exercise, ctx
+        self.release = None
+
+    def before_lockdown(self) -> None:
+        from .answers import hide
+        from .release_mode import is_release
+
+        self.release = is_release()
+        preload(self.source)
+        hide(self.exercise, kept=tuple(n for n in REFERENCE_NAMES if n != self.exercise))
+
+    def forget_source(self, keep: "ChildWork") -> None:
+        """In another submission's grading child: drop what this one's source holds in memory
+        (a notebook's code cells, read by the grader's process), unless both grade the same source."""
+        if self.source is not getattr(keep, "source", None) and hasattr(self.source, "cells"):
+            self.source.cells = []
+
+    def __call__(self) -> dict:
+        return grade_in_child(self.source, self.exercise, self.ctx, release=self.release)
+
+
+def grade_in_child(source, exercise: str, ctx, release: bool | None = None) -> dict:
     """The whole child's work for one exercise: ``{"status": ..., "outputs"/"message": ...}``."""
     threads = torch.get_num_threads()  # before the student's module can change it
     try:
-        fn = load_student_function(source, exercise)
+        fn = load_student_function(source, exercise, release=release)
         return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx, threads=threads)}
     except NotImplementedYet as exc:
         return {"status": "not_implemented", "message": str(exc)}
