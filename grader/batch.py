@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import device_argument, selected_exercises
+from .options import device_argument, instructor_lockdown, selected_exercises
 from .errors import SourceError, UsageError
 
 SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
@@ -142,12 +142,12 @@ class Progress:
             self.stream.flush()
 
 
-def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress: Progress | None = None):
+def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress=None, lockdown=None):
     """Grade every opened submission, filling in ``.report`` (or ``.error``).
 
     All (submission, exercise) children share one queue of ``jobs`` slots; each
     submission is scored (its checks run, in this process) as soon as its last
-    exercise has ended.
+    exercise has ended. ``lockdown``: instructor grading's sandbox (lockdown.prepare).
     """
     from . import runner
     from .sandbox import run_isolated
@@ -198,7 +198,8 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
             finish(i)
 
     run_isolated(tasks, limits, parallel=jobs, limit_address_space=runner.limit_address_space(device),
-                 on_done=on_done)
+                 on_done=on_done, lockdown=lockdown,  # a grading child forgets the classmates' reports
+                 forget_in_child=lambda key: [setattr(sub, "report", None) for sub in submissions])
 
 
 def gradebook_fields(exercises) -> list[str]:
@@ -365,6 +366,7 @@ def batch_command(argv) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
+    lockdown = instructor_lockdown(args.jobs, hide=[args.folder])  # batch grading is instructor grading
     start = time.perf_counter()
     for sub in submissions:
         try:
@@ -382,7 +384,8 @@ def batch_command(argv) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress)
+        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress,
+                  lockdown=lockdown)
     finally:
         progress.close()
     write_gradebook(args.output, submissions, exercises)
