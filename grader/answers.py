@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.abc
+import importlib.util
 import inspect
 import linecache
 import os
@@ -47,6 +48,7 @@ EARLIER_CHAPTERS = ("reference.data", "reference.model")  # the given code of ch
 HIDDEN_MODULES = re.compile(r"(solutions(\..+)?|grader\.expected|grader\.checks\.\w+\.mistakes)")
 # Grader modules a grading child may import lazily: imported before it may no longer read them.
 CHILD_MODULES = ("grader.child", "grader.sources", "grader.notebook", "grader.release_mode", "grader.checks.common")
+RELEASE_ONLY_MODULES = ("grader.given",)  # written by `python -m grader release`
 
 
 class AnswerStillReachable(RuntimeError):
@@ -64,6 +66,9 @@ def import_kit_modules() -> None:
             importlib.import_module(f"reference.{info.name}")
     for name in CHILD_MODULES:
         importlib.import_module(name)
+    for name in RELEASE_ONLY_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
     for exercise in EXERCISES:
         scenarios(exercise)
 
@@ -170,17 +175,18 @@ def _replace_everywhere(answers: dict, exercise: str) -> list:
 
 
 def _library_dirs() -> tuple[str, ...]:
-    paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(os.path.realpath(p) + os.sep for p in paths if p)
+    paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")} - {None}
+    return tuple(sorted({p + os.sep for p in paths} | {os.path.realpath(p) + os.sep for p in paths}))
 
 
 def _modules_to_search():
     """The modules whose namespace may hold a kit function: not the libraries' (torch's ~58,000 names
-    would cost ~0.25 s and ~40 MB of copied pages per child), all others."""
+    would cost ~0.25 s and ~40 MB of copied pages per child), all others. (One missed here is
+    caught by the weak references in ``hide``.)"""
     libraries = _library_dirs()
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if name.partition(".")[0] in KIT_PACKAGES or not file or not os.path.realpath(file).startswith(libraries):
+        if name.partition(".")[0] in KIT_PACKAGES or not isinstance(file, str) or not file.startswith(libraries):
             if isinstance(getattr(module, "__dict__", None), dict):
                 yield module
 

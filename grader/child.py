@@ -4,9 +4,7 @@ return plain outputs. Nothing here compares or scores; the parent does that.
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
-import linecache
 import random
 import sys
 import traceback
@@ -17,6 +15,7 @@ import torch
 from . import EXERCISES
 from .checks import scenarios
 from .errors import LoadError, NotImplementedYet
+from .preload import PRELOADED, PreloadedLoader, preload
 
 # Names a student's module may use besides its own exercise; when one exercise is
 # graded they are bound to the reference, so a mistake costs points in one place only.
@@ -24,43 +23,9 @@ REFERENCE_NAMES = tuple(EXERCISES) + ("generate_and_print_sample", "generate_tex
 MAX_TENSOR_ELEMENTS = 2_000_000
 
 
-# Students' files read before the grading child gave up its privileges (instructor grading):
-# path -> bytes. Once the child has entered the sandbox it may not be able to read them.
-PRELOADED: dict[str, bytes] = {}
-
-
-class _PreloadedLoader(importlib.machinery.SourceFileLoader):
-    """Imports a file from PRELOADED: no read of the file now, no bytecode cache read or written."""
-
-    def get_data(self, path):
-        if path == self.path:
-            return PRELOADED[path]
-        raise OSError(f"{path}: not read while grading")
-
-    def path_stats(self, path):
-        return {"mtime": 0, "size": len(PRELOADED[self.path])}
-
-    def set_data(self, path, data, *, _mode=0o666):
-        pass
-
-
-def preload(source) -> None:
-    """Read the student's files of ``source`` into PRELOADED (a notebook's cells are read already)."""
-    if hasattr(source, "file_for"):  # sources.ExercisesDir: every exercise's file (the release binds them all)
-        paths = [Path(source.file_for(e)) for e in EXERCISES]
-    else:
-        paths = [Path(source.path)] if Path(source.path).suffix == ".py" else []
-    for path in paths:
-        if path.is_file():
-            data = path.read_bytes()
-            PRELOADED[str(path)] = data
-            text = data.decode("utf-8-sig", "replace")
-            linecache.cache[str(path)] = (len(text), None, text.splitlines(True), str(path))  # for tracebacks
-
-
 def load_module(path: Path, module_name: str):
     """Import a student's file as a fresh module. Raises LoadError with a one-line reason."""
-    loader = _PreloadedLoader(module_name, str(path)) if str(path) in PRELOADED else None
+    loader = PreloadedLoader(module_name, str(path)) if str(path) in PRELOADED else None
     spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module

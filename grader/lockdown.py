@@ -144,7 +144,10 @@ def needed_paths(roots) -> list[str]:
 
 def cover_plan(hide=()) -> dict:
     """``covers``, ``exposed`` and ``parts`` for a Lockdown: see the module docstring."""
-    roots = kit_roots()
+    from .release_mode import is_release
+
+    # the student release holds no answers, and its exercises/ is the student's work: it stays in sight
+    roots = [root for root in kit_roots() if not (root == str(KIT_ROOT) and is_release())]
     needed = needed_paths(roots)
     covers, parts = set(hide), set()
     for root in roots:

@@ -11,8 +11,9 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .child import PRELOADED, load_module
+from .child import load_module
 from .errors import LoadError, NotebookError, SourceError
+from .preload import available
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ class ExercisesDir:
 
     def load_module(self, exercise: str):
         path = self.file_for(exercise)
-        if str(path) not in PRELOADED and not path.is_file():  # read before a sandboxed child lost sight of it
+        if not available(path):  # read already, where a sandboxed child no longer sees it (preload.py)
             raise LoadError(f"{path} is missing")
         return load_module(path, f"student_{exercise}")
 
