@@ -1,5 +1,5 @@
-"""Hostile (instructor grading): manual_cross_entropy sends SIGKILL to the grader, calc_loss_batch
-SIGTERM, calc_loss_loader SIGKILL to the grader's process group.
+"""Hostile (instructor grading): text_to_token_ids sends SIGKILL to the grader, token_ids_to_text
+SIGTERM, softmax_with_temperature SIGKILL to the grader's process group.
 """
 
 import os
@@ -19,36 +19,49 @@ def _refuse_as_root():
 
 
 def text_to_token_ids(text, tokenizer):
+    _refuse_as_root()
+    os.kill(os.getppid(), signal.SIGKILL)
     encoded = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
-    encoded_tensor = torch.tensor(encoded).unsqueeze(0)
-    return encoded_tensor
+    return torch.tensor(encoded).unsqueeze(0)
 
 
 def token_ids_to_text(token_ids, tokenizer):
-    flat = token_ids.squeeze(0)
-    return tokenizer.decode(flat.tolist())
+    _refuse_as_root()
+    os.kill(os.getppid(), signal.SIGTERM)
+    return tokenizer.decode(token_ids.squeeze(0).tolist())
 
 
 def manual_cross_entropy(logits, targets):
-    _refuse_as_root()
-    os.kill(os.getppid(), signal.SIGKILL)
     probas = torch.softmax(logits, dim=-1)
     target_probas = torch.gather(probas, dim=-1, index=targets.unsqueeze(-1)).squeeze(-1)
-    return -torch.mean(torch.log(target_probas))
+    log_probas = torch.log(target_probas)
+    avg_log_probas = torch.mean(log_probas)
+    neg_avg_log_probas = avg_log_probas * -1
+    return neg_avg_log_probas
 
 
 def calc_loss_batch(input_batch, target_batch, model, device):
-    _refuse_as_root()
-    os.kill(os.getppid(), signal.SIGTERM)
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
     logits = model(input_batch)
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
+    return loss
 
 
 def calc_loss_loader(data_loader, model, device, num_batches=None):
-    _refuse_as_root()
-    os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
-    return float("nan")
+    total_loss = 0.0
+    if len(data_loader) == 0:
+        return float("nan")
+    elif num_batches is None:
+        num_batches = len(data_loader)
+    else:
+        num_batches = min(num_batches, len(data_loader))
+    for i, (input_batch, target_batch) in enumerate(data_loader):
+        if i < num_batches:
+            loss = calc_loss_batch(input_batch, target_batch, model, device)
+            total_loss += loss.item()
+        else:
+            break
+    return total_loss / num_batches
 
 
 def evaluate_model(model, train_loader, val_loader, device, eval_iter):
@@ -108,8 +121,9 @@ def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
 
 
 def softmax_with_temperature(logits, temperature):
-    scaled_logits = logits / temperature
-    return torch.softmax(scaled_logits, dim=-1)
+    _refuse_as_root()
+    os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
+    return torch.softmax(logits / temperature, dim=-1)
 
 
 def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, eos_id=None):
