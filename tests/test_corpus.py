@@ -226,6 +226,13 @@ MARKERS_ENV = "CH5_CORPUS_MARKERS"  # a hostile file that leaves a process behin
 MARKERS = []  # the folders used this session
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_markers():
+    yield
+    for folder in MARKERS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def lingering_processes_recorded():
     """Give the graded files a folder (world-writable: the sandbox's users write there) for the pids
