@@ -32,7 +32,7 @@ from . import gradebook
 from .cpus import available_cpus
 from .errors import SourceError, UsageError
 from .lms import Submission, apply_roster, find_submissions, flag_duplicates, read_roster
-from .options import device_argument, jobs_help, selected_exercises
+from .options import device_argument, instructor_lockdown, jobs_help, selected_exercises
 
 TOP_FAILING = 10
 SLOWEST = "train_model_simple"  # ~2.4 s of CPU a submission; the other seven ~0.8 s together
@@ -78,12 +78,12 @@ class Progress:
         self.bar.close()
 
 
-def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress: Progress | None = None):
+def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress=None, lockdown=None):
     """Grade every opened submission, filling in ``.report`` (or ``.error``).
 
     All (submission, exercise) children share one queue of ``jobs`` slots; each
     submission is scored (its checks run, in this process) as soon as its last
-    exercise has ended.
+    exercise has ended. ``lockdown``: instructor grading's sandbox (lockdown.prepare).
     """
     from . import runner
     from .sandbox import run_isolated
@@ -136,7 +136,9 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
             finish(i)
 
     run_isolated(tasks, limits, parallel=jobs, limit_address_space=runner.limit_address_space(device),
-                 on_done=on_done, groups=groups)
+                 on_done=on_done, groups=groups, lockdown=lockdown,
+                 # a grading child forgets the classmates' reports
+                 forget_in_child=lambda key: [setattr(sub, "report", None) for sub in submissions])
 
 
 def class_summary(submissions, exercises, top: int = TOP_FAILING, unmatched=()) -> str:
@@ -319,6 +321,7 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
+    lockdown = instructor_lockdown(args.jobs, hide=[args.folder])  # batch grading is instructor grading
     start = time.perf_counter()
     submissions = open_submissions(args.folder, workdir)
     if not submissions:
@@ -334,7 +337,8 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress)
+        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress,
+                  lockdown=lockdown)
     finally:
         progress.close()
     gradebook.write(args.output, submissions, exercises)

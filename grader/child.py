@@ -19,6 +19,7 @@ import torch
 from . import EXERCISES
 from .checks import scenarios
 from .errors import LoadError, NotImplementedYet
+from .preload import preload, student_bytes
 from .sandbox import report_loaded
 
 # Names a student's module may use besides its own exercise; when one exercise is
@@ -41,7 +42,7 @@ def load_module(path: Path, module_name: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        tree = ast.parse(path.read_bytes(), str(path))  # bytes: the coding line is honoured
+        tree = ast.parse(student_bytes(path), str(path))  # bytes: the coding line is honoured
     except SyntaxError as exc:
         raise LoadError(f"syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
     except (ValueError, OSError) as exc:  # null bytes, an unreadable file
@@ -105,18 +106,22 @@ def restore_own_definitions(namespace: dict, own: dict) -> None:
             namespace[name] = fn
 
 
-def load_student_function(source, exercise: str):
+def load_student_function(source, exercise: str, release: bool | None = None):
     """The student's function for ``exercise``, with other exercise names bound to the reference
-    (in the student release, which has no chapter-5 reference: to the student's own, see release_mode.py)."""
+    (in the student release, which has no chapter-5 reference: to the student's own, see release_mode.py).
+
+    ``release``: whether this is the student release (None: look; a sandboxed child may no longer see).
+    """
     from .release_mode import bind_own_functions, is_release
 
+    release = is_release() if release is None else release
     module = source.load_module(exercise)
     fn = getattr(module, exercise, None)
     if not callable(fn):
         raise NotImplementedYet(f"{exercise} is not defined")
     if from_the_kit(fn):  # the kit's own answer, imported instead of written: earns nothing
         raise NotImplementedYet(f"{exercise} is imported from the kit ({fn.__module__}), not written")
-    if is_release():
+    if release:
         bind_own_functions(source, module, exercise)
         return fn
     import reference
@@ -220,11 +225,41 @@ def student_line(exc: BaseException, student_file: str | None) -> str:
     return f" (at line {frame.lineno}{code})"
 
 
-def grade_in_child(source, exercise: str, ctx) -> dict:
+class ChildWork:
+    """The work of one grading child (a task for sandbox.run_isolated): grade ``exercise`` of ``source``.
+
+    Under instructor grading the sandbox calls ``before_lockdown()`` in the child first, while it
+    still has the grader's privileges: the student's files are read, the kit's answer to the
+    exercise is hidden (answers.py), then the sandbox locks the child down (lockdown.py).
+    """
+
+    def __init__(self, source, exercise: str, ctx):
+        self.source, self.exercise, self.ctx = source, exercise, ctx
+        self.release = None
+
+    def before_lockdown(self) -> None:
+        from .answers import hide
+        from .release_mode import is_release
+
+        self.release = is_release()
+        preload(self.source)
+        hide(self.exercise, kept=tuple(n for n in REFERENCE_NAMES if n != self.exercise))
+
+    def forget_source(self, keep: "ChildWork") -> None:
+        """In another submission's grading child: drop what this one's source holds in memory
+        (a notebook's code cells, read by the grader's process), unless both grade the same source."""
+        if self.source is not getattr(keep, "source", None) and hasattr(self.source, "cells"):
+            self.source.cells = []
+
+    def __call__(self) -> dict:
+        return grade_in_child(self.source, self.exercise, self.ctx, release=self.release)
+
+
+def grade_in_child(source, exercise: str, ctx, release: bool | None = None) -> dict:
     """The whole child's work for one exercise: ``{"status": ..., "outputs"/"message": ...}``."""
     threads = torch.get_num_threads()  # before the student's module can change it
     try:
-        fn = load_student_function(source, exercise)
+        fn = load_student_function(source, exercise, release=release)
         report_loaded()  # from here on, a hang or crash is this exercise's, not the import's
         outputs = run_scenarios(exercise, fn, ctx, threads=threads)
         from .release_mode import USED  # release mode: the student's own exercises it called

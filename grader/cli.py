@@ -14,7 +14,8 @@ from pathlib import Path
 from . import EXERCISES
 from .errors import SourceError, UsageError
 from .cpus import available_cpus
-from .options import (check_exercise_name, device_argument, jobs_help, selected_exercises, verify_data_files,
+from .options import (check_exercise_name, device_argument, instructor_lockdown, jobs_help, selected_exercises,
+                      verify_data_files,
                       verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +71,11 @@ def build_parser():
                    help="all hints, what your code printed, and tracebacks")
     p.add_argument("--watch", action="store_true",
                    help="keep running: grade again each time an exercise file is saved (Ctrl-C stops)")
+    p.add_argument("--fresh-seeds", action="store_true",
+                   help="instructor grading, for grades that count: the student's code cannot reach the kit's "
+                        "own answers and, when the grader runs as root, runs as an unprivileged user of its own "
+                        "(see README, \"Instructor grading\"); it will also draw fresh scenario seeds at "
+                        "grade time")
     return p
 
 
@@ -169,6 +175,8 @@ def grade_command(argv) -> int:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
     if args.watch and (args.output is not None or args.format != "text"):
         raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
+    if args.watch and args.fresh_seeds:
+        raise UsageError("--watch is for practice; --fresh-seeds grades once, for grades that count: drop one")
     if not hasattr(os, "fork"):
         raise UsageError("the grader runs each exercise in a forked process, which needs Linux or macOS "
                          "(on Windows, use WSL)")
@@ -186,7 +194,8 @@ def grade_command(argv) -> int:
         from .watch import watch
 
         return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
-    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs)
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs,
+                   lockdown=instructor_lockdown(args.jobs) if args.fresh_seeds else None)
     write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
         print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)

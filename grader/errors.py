@@ -26,3 +26,7 @@ class NotImplementedYet(Exception):
 
 class DependencyError(RuntimeError):
     """An exercise the graded one uses is not implemented or could not be loaded (student release)."""
+
+
+class KitAnswerHidden(RuntimeError):
+    """Student code called the kit's own answer to the exercise being graded (instructor grading)."""

@@ -7,7 +7,10 @@ root, Gradescope's two files and the kit's grading parts:
   environment in /autograder/venv with the CPU build of torch and requirements.txt
   (the versions this bundle was built and tested with);
 - ``run_autograder``: run for each submission: grades /autograder/submission and
-  writes /autograder/results/results.json (``python -m grader.gradescope``);
+  writes /autograder/results/results.json (``python -m grader.gradescope``), under
+  instructor grading (``--fresh-seeds``: grader/lockdown.py, grader/answers.py); both
+  scripts make the kit's grader/ and reference/ unreadable to other users, since
+  the student's code runs as one where the container allows no mount namespace;
 - ``requirements.txt``, ``grader/`` (with its checks and the frozen expected
   values), ``reference/`` and ``data/``. No solutions/.
 
@@ -66,6 +69,8 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir -r requirements.txt
 # Fails the image build now, not every submission later, when the kit does not load.
 /autograder/venv/bin/python -c "import grader.cli, reference; reference.verify_all_data()"
+# The grader (root) runs student code as users of its own: they must not read the kit's answers.
+chmod -R go-rwx grader reference
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -80,6 +85,8 @@ if [ -z "$PYTHON" ]; then
 fi
 cd "$(dirname "$(readlink -f "$0")")"
 [ -d grader ] || cd "$ROOT/source"
+# Student code runs as users of its own (when this runs as root): the kit's answers are not theirs to read.
+chmod -R go-rwx grader reference 2>/dev/null || true
 exec "$PYTHON" -m grader.gradescope --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json" \\
     @VISIBILITY@
 """
@@ -229,8 +236,9 @@ def run_autograder(submission_dir: Path, results_file: Path, extra_args=(), visi
         return 0
     print("run_autograder: python -m grader " + " ".join(source_args), flush=True)
     stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        code = grader_main([*source_args, *extra_args, "--format", "json", "--output", str(results_file)])
+    with contextlib.redirect_stderr(stderr):  # instructor grading (--fresh-seeds): these grades count
+        code = grader_main([*source_args, *extra_args, "--fresh-seeds", "--format", "json",
+                            "--output", str(results_file)])
     sys.stderr.write(stderr.getvalue())
     if code == 2 or not results_file.is_file():  # a usage error: a broken notebook, a missing module...
         lines = [line.removeprefix("python -m grader: error: ") for line in stderr.getvalue().splitlines()]

@@ -1,9 +1,10 @@
 """Options and checks the grader's commands share (grade, batch, gradescope, watch):
-exercise names, --device, the kit's data and frozen expected values."""
+exercise names, --device, the kit's data and frozen expected values, instructor grading's sandbox."""
 
 from __future__ import annotations
 
 import difflib
+import sys
 
 from . import EXERCISES
 from .cpus import available_cpus
@@ -54,3 +55,13 @@ def verify_data_files() -> None:
 def jobs_help(what: str) -> str:
     """``--jobs`` help: its default is the CPUs this process may use (cpus.available_cpus)."""
     return f"{what} at once (default: the CPUs this process may use, {available_cpus()} here)"
+
+def instructor_lockdown(parallel: int, hide=()):
+    """The sandbox of instructor grading (lockdown.py), with a one-line warning on stderr where it is
+    not complete (the grader is not root, no mount namespaces, ...)."""
+    from .lockdown import prepare
+
+    lockdown = prepare(parallel, hide)
+    if lockdown.warning():
+        print(f"python -m grader: {lockdown.warning()}", file=sys.stderr)
+    return lockdown

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import DependencyError, LoadError
+from .preload import available
 
 MARKER = Path(__file__).resolve().with_name("RELEASE")
 # Commands that need the instructor's kit (the reference, solutions/); not in a release.
@@ -83,7 +84,7 @@ class OwnFunctions:
                 return fn
             return unavailable(name, f"{name} is not defined in your submission ({self.exercise} depends on it)")
         path = self.source.file_for(name)
-        if not path.is_file():
+        if not available(path):
             return unavailable(name, f"{path.name} is missing ({self.exercise} depends on {name})")
         try:
             module = self.source.load_module(name)

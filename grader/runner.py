@@ -79,7 +79,7 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int | None = None, on_done=None, ctx=None, junitxml=None) -> Report:
+          parallel: int | None = None, on_done=None, ctx=None, junitxml=None, lockdown=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
@@ -87,6 +87,7 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     run as pytest tests (pytest_plugin.py); ``junitxml`` names a JUnit XML file for
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
     ``parallel``: children at once (default: the CPUs this process may use, options.available_cpus).
+    ``lockdown`` (``lockdown.prepare(parallel)``): instructor grading (see sandbox.run_isolated).
     """
     from .cpus import available_cpus
 
@@ -99,7 +100,7 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     # builds it while the others run
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
-                                 limit_address_space=limit_address_space(device), on_done=on_done,
+                                 limit_address_space=limit_address_space(device), on_done=on_done, lockdown=lockdown,
                                  before_fork={"plot_losses": import_pyplot,
                                               "save_checkpoint": import_optimizer_support,
                                               "load_checkpoint": import_optimizer_support,
@@ -116,7 +117,7 @@ def limit_address_space(device: str) -> bool:
 def plan(source, exercises, ctx) -> tuple[dict, dict]:
     """``(children, tasks)``: ChildResults known without running anything (a syntax error),
     and exercise -> the work of its grading child (for sandbox.run_isolated)."""
-    from .child import grade_in_child
+    from .child import ChildWork
 
     children: dict[str, ChildResult] = {}
     tasks = {}
@@ -125,7 +126,7 @@ def plan(source, exercises, ctx) -> tuple[dict, dict]:
         if problem:  # e.g. a syntax error: nothing to run
             children[exercise] = ChildResult("load_error", message=problem)
         else:
-            tasks[exercise] = (lambda ex: lambda: grade_in_child(source, ex, ctx))(exercise)
+            tasks[exercise] = ChildWork(source, exercise, ctx)
     return children, tasks
 
 

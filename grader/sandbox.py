@@ -6,6 +6,14 @@ back plain outputs, which the parent reads with ``torch.load(weights_only=True)`
 A hang, crash, ``sys.exit``, ``os._exit`` or runaway allocation ends that child
 only. The parent keeps ``torch.set_num_threads(1)`` so that it never starts an
 OpenMP pool, which does not survive ``fork``.
+
+The report is length-prefixed: the parent knows when it is complete, and the parent
+also watches the child's exit, so a process the student's code started and left
+holding the pipe never makes the run wait for the time limit. When a child has
+reported, exited or been stopped, its process group is killed, and so is every
+process it left behind: the parent is a child subreaper while it grades, so those
+are re-parented to it (processes.py). Under instructor grading (a ``lockdown.Lockdown``)
+each child first hides the kit's answers and, as root, gives up root (lockdown.py).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import resource
 import select
 import shutil
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -24,10 +33,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import processes
+
 MAX_RESULT_BYTES = 64 * 2**20
+HEADER = struct.Struct(">Q")  # the report's length in bytes, before the report
 PAGE = os.sysconf("SC_PAGE_SIZE")
-# Sent by a child that has loaded the student's code (report_loaded), before its results.
-# Results are a torch.save zip, which starts with b"PK": never this byte.
+# Sent by a child that has loaded the student's code (report_loaded), before its report.
+# A report starts with its 8-byte length, whose first byte is 0 (reports are < 64 MiB): never this.
 LOADED = b"\x01"
 ABNORMAL = ("timeout", "memory", "crashed")  # ended by the parent or by a crash, not by its own report
 _loaded_fd = None  # in a child: where report_loaded writes
@@ -77,7 +89,8 @@ def _vm_bytes() -> int:
         return int(f.read().split()[0]) * PAGE
 
 
-def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, workdir: str) -> None:
+def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, workdir: str,
+                lockdown=None, slot: int = 0, forget=None) -> None:
     """Body of a forked child. Never returns."""
     global _loaded_fd
     code = 0
@@ -93,6 +106,11 @@ def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, 
         os.dup2(log.fileno(), 2)
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
         sys.stderr = sys.stdout
+        if lockdown is not None:
+            problem = _enter_lockdown(work, lockdown, slot, workdir, forget)
+            if problem:
+                _report(write_fd, {"status": "crashed", "message": problem})
+                return
         os.chdir(workdir)  # files a student writes land here, not in the kit or their folder
         if limit_address_space:
             limit = _vm_bytes() + limits.memory_mb * 2**20
@@ -102,17 +120,39 @@ def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, 
         _loaded_fd = None
         log.seek(0)
         result["log"] = log.read(20_000).decode("utf-8", "replace")
-        buffer = io.BytesIO()
-        torch.save(result, buffer)
-        payload = buffer.getvalue()
-        view = memoryview(payload)
-        while view:
-            written = os.write(write_fd, view[:1 << 20])
-            view = view[written:]
+        _report(write_fd, result)
     except BaseException:
         code = 70
     finally:
         os._exit(code)
+
+
+def _enter_lockdown(work, lockdown, slot: int, workdir: str, forget) -> str:
+    """Instructor grading, in the child: forget the other children's data, hide the kit's answers,
+    enter the sandbox. Returns "" or why the child must not run student code (one line)."""
+    from .answers import AnswerStillReachable
+    from .lockdown import LockdownError, enter
+
+    try:
+        if forget is not None:
+            forget()
+        prepare = getattr(work, "before_lockdown", None)
+        if prepare is not None:
+            prepare()
+        enter(lockdown, slot, workdir)
+    except (LockdownError, AnswerStillReachable, OSError) as exc:
+        return f"the grading sandbox could not be set up ({exc}); a grader problem: please report it"
+    return ""
+
+
+def _report(write_fd: int, result: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(result, buffer)
+    payload = buffer.getvalue()
+    view = memoryview(HEADER.pack(len(payload)) + payload)
+    while view:
+        written = os.write(write_fd, view[:1 << 20])
+        view = view[written:]
 
 
 @dataclass
@@ -127,7 +167,24 @@ class _Job:
     peak_rss: int = 0
     ended: str = ""  # why the parent ended it, if it did
     workdir: str = ""  # the child's cwd, removed when it has ended
+    slot: int = 0  # which of the run's parallel slots (under lockdown: which sandbox user id)
+    status: int | None = None  # its wait status, once reaped
+    expected: int = -1  # the report's length, once its header has arrived
     loaded: bool = False  # it sent LOADED
+
+    def add(self, chunk: bytes) -> None:
+        if not self.size and not self.loaded and chunk.startswith(LOADED):
+            self.loaded, chunk = True, chunk[len(LOADED):]
+            if not chunk:
+                return
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        if self.expected < 0 and self.size >= HEADER.size:
+            self.expected = HEADER.unpack(b"".join(self.chunks)[:HEADER.size])[0]
+
+    def complete(self) -> bool:
+        """The whole report has arrived (its length first, then that many bytes)."""
+        return 0 <= self.expected <= self.size - HEADER.size
 
 
 def _kill(job: _Job) -> None:
@@ -138,7 +195,7 @@ def _kill(job: _Job) -> None:
             pass
 
 
-def _start(key: str, work, limits: Limits, limit_address_space: bool) -> _Job:
+def _start(key: str, work, limits: Limits, limit_address_space: bool, slot: int, lockdown, forget) -> _Job:
     workdir = tempfile.mkdtemp(prefix="grader-")
     read_fd, write_fd = os.pipe()
     base_rss = _rss_bytes(os.getpid())
@@ -147,25 +204,60 @@ def _start(key: str, work, limits: Limits, limit_address_space: bool) -> _Job:
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child_main(work, write_fd, limits, limit_address_space, workdir)
+        _child_main(work, write_fd, limits, limit_address_space, workdir, lockdown, slot, forget)
     os.close(write_fd)
-    return _Job(key, pid, read_fd, time.perf_counter(), base_rss, workdir=workdir)
+    os.set_blocking(read_fd, False)
+    return _Job(key, pid, read_fd, time.perf_counter(), base_rss, workdir=workdir, slot=slot)
 
 
-def _finish(job: _Job, limits: Limits) -> ChildResult:
+def _read(job: _Job) -> bool:
+    """Read what the child has sent; True when nothing more will come (EOF, complete or too large)."""
+    while True:
+        try:
+            chunk = os.read(job.fd, 1 << 20)
+        except BlockingIOError:
+            return job.complete()
+        if not chunk:
+            return True
+        job.add(chunk)
+        if job.expected > MAX_RESULT_BYTES or job.size > MAX_RESULT_BYTES + HEADER.size:
+            job.ended = "too_large"
+            return True
+        if job.complete():
+            return True
+
+
+def _exited(job: _Job) -> bool:
+    """Whether the child has exited (reaped here, its status kept)."""
+    if job.status is None:
+        pid, status = os.waitpid(job.pid, os.WNOHANG)
+        if pid:
+            job.status = status
+    return job.status is not None
+
+
+def _end(job: _Job, lockdown, known_children) -> None:
+    """End the child, its process group and whatever it left behind; remove its folder."""
     os.close(job.fd)
-    _, status = os.waitpid(job.pid, 0)
+    if job.status is None:  # reported, or stopped by a limit: it need not finish
+        _kill(job)
+        job.status = os.waitpid(job.pid, 0)[1]
     try:  # what the child left running in its process group (DataLoader workers, a stray fork) ends too
         os.killpg(job.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    uids = {lockdown.uids[job.slot]} if lockdown is not None and lockdown.drop else set()
+    processes.end_leftovers(known_children, uids)
     shutil.rmtree(job.workdir, ignore_errors=True)
-    result = _result(job, status, limits)
+
+
+def _result(job: _Job, limits: Limits) -> ChildResult:
+    result = _outcome(job, limits)
     result.loaded = job.loaded or result.status not in ABNORMAL  # results sent: its import had ended
     return result
 
 
-def _result(job: _Job, status: int, limits: Limits) -> ChildResult:
+def _outcome(job: _Job, limits: Limits) -> ChildResult:
     seconds = time.perf_counter() - job.started
     peak = max(job.peak_rss, job.base_rss) / 2**20
     if job.ended == "timeout":
@@ -176,16 +268,17 @@ def _result(job: _Job, status: int, limits: Limits) -> ChildResult:
                            "(raise it with --memory-limit)", seconds=seconds, peak_rss_mb=peak)
     if job.ended == "too_large":
         return ChildResult("crashed", message="its results were too large to read back", seconds=seconds, peak_rss_mb=peak)
-    payload = b"".join(job.chunks)
-    if not payload:
+    if not job.complete():
+        status = job.status or 0
         if os.WIFSIGNALED(status):
             how = f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
         else:
             how = f"exited with code {os.WEXITSTATUS(status)} before reporting (os._exit or a crash?)"
         return ChildResult("crashed", message=f"the grading process {how}", seconds=seconds, peak_rss_mb=peak)
+    payload = b"".join(job.chunks)[HEADER.size:HEADER.size + job.expected]
     try:
         data = torch.load(io.BytesIO(payload), weights_only=True)
-        if not isinstance(data, dict) or data.get("status") not in ("ran", "not_implemented", "load_error"):
+        if not isinstance(data, dict) or data.get("status") not in ("ran", "not_implemented", "load_error", "crashed"):
             raise ValueError("unexpected result")
     except Exception:
         return ChildResult("crashed", message="its results could not be read", seconds=seconds, peak_rss_mb=peak)
@@ -197,12 +290,15 @@ def _result(job: _Job, status: int, limits: Limits) -> ChildResult:
 
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
-                 on_done=None, before_fork=None, groups=None) -> dict:
+                 on_done=None, before_fork=None, lockdown=None, forget_in_child=None, groups=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
     At most ``parallel`` children run at once, started in the order of ``tasks``.
     ``before_fork`` (key -> function) prepares in the parent what that child shares, while
     earlier children run. ``on_done(key, ChildResult)`` is called as each ends.
+    ``lockdown`` (lockdown.prepare): instructor grading; each child then calls its task's
+    ``before_lockdown()`` (if it has one) and enters the sandbox before the task runs, and
+    ``forget_in_child(key)`` (if given) drops there what it must not see of the others.
     ``groups`` (key -> group) names tasks that import the same student code first: when
     one of them hits the time or memory limit or crashes before it reported the code
     loaded (report_loaded), that import is what failed, so the group's other tasks get the
@@ -213,62 +309,70 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
     pending = list(tasks.items())
     running: dict[int, _Job] = {}
     results = {}
+    slots = list(range(min(max(1, parallel), len(lockdown.uids)) if lockdown is not None and lockdown.drop
+                       else max(1, parallel)))
+    preexisting = processes.own_children()
+    subreaper_before = processes.set_subreaper(True)
+
+    def known():
+        return preexisting | {job.pid for job in running.values()}
+
     groups = groups or {}
     failed_imports: dict = {}  # group -> the ChildResult of its failed import
 
-    def done(job: _Job, result: ChildResult):
-        results[job.key] = result
+    def finish(job: _Job, shared: ChildResult | None = None):
+        del running[job.fd]
+        _end(job, lockdown, known())
+        slots.append(job.slot)
+        result = _result(job, limits) if shared is None else dataclasses.replace(
+            shared, seconds=time.perf_counter() - job.started, shared=True)
+        done(job.key, result)
+
+    def done(key, result: ChildResult):
+        results[key] = result
         if on_done:
-            on_done(job.key, result)
-        group = groups.get(job.key)
+            on_done(key, result)
+        group = groups.get(key)
         if group is not None and not result.loaded and result.status in ABNORMAL and group not in failed_imports:
             failed_imports[group] = result
-            share_failed_import(group, result)
+            for other in [j for j in running.values() if groups.get(j.key) == group and not j.loaded]:
+                finish(other, shared=result)
+            for other_key, _ in [t for t in pending if groups.get(t[0]) == group]:
+                pending.remove((other_key, tasks[other_key]))
+                done(other_key, dataclasses.replace(result, seconds=0.0, log="", shared=True))
 
-    def share_failed_import(group, result: ChildResult):
-        for fd, other in list(running.items()):
-            if groups.get(other.key) == group and not other.loaded:
-                _kill(other)
-                del running[fd]
-                _finish(other, limits)
-                done(other, dataclasses.replace(result, seconds=time.perf_counter() - other.started, shared=True))
-        for key, _ in [t for t in pending if groups.get(t[0]) == group]:
-            pending.remove((key, tasks[key]))
-            results[key] = dataclasses.replace(result, seconds=0.0, log="", shared=True)
-            if on_done:
-                on_done(key, results[key])
+    def forget(key):  # in a child under lockdown: nothing of the other children's results or sources
+        for other_key, other in tasks.items():
+            if other_key != key and hasattr(other, "forget_source"):
+                other.forget_source(keep=tasks[key])
+        pending.clear()
+        for job in running.values():
+            job.chunks.clear()
+        for result in results.values():
+            result.outputs, result.log, result.message = {}, "", ""
+        if forget_in_child is not None:
+            forget_in_child(key)
 
     try:
         while pending or running:
-            while pending and len(running) < max(1, parallel):
+            while pending and slots:
                 key, work = pending.pop(0)
                 if before_fork and key in before_fork:
                     before_fork[key]()
-                job = _start(key, work, limits, limit_address_space)
+                job = _start(key, work, limits, limit_address_space, slots.pop(0), lockdown,
+                             (lambda k: lambda: forget(k))(key) if lockdown is not None else None)
                 running[job.fd] = job
             ready, _, _ = select.select(list(running), [], [], 0.05)
             for fd in ready:
-                if fd not in running:  # ended above, as part of a failed import
-                    continue
-                job = running[fd]
-                chunk = os.read(fd, 1 << 20)
-                if chunk and not job.size and chunk.startswith(LOADED) and not job.loaded:
-                    job.loaded, chunk = True, chunk[len(LOADED):]
-                    if not chunk:
-                        continue
-                if chunk:
-                    job.chunks.append(chunk)
-                    job.size += len(chunk)
-                    if job.size > MAX_RESULT_BYTES:
-                        job.ended = "too_large"
-                        _kill(job)
-                        chunk = b""
-                if not chunk:
-                    del running[fd]
-                    done(job, _finish(job, limits))
+                if fd in running and _read(running[fd]):  # (not ended above, with a failed import)
+                    finish(running[fd])
             now = time.perf_counter()
             for fd, job in list(running.items()):
                 if fd not in running:
+                    continue
+                if _exited(job):  # gone: what it sent is all there will be, whoever holds the pipe
+                    _read(job)
+                    finish(job)
                     continue
                 rss = _rss_bytes(job.pid)
                 job.peak_rss = max(job.peak_rss, rss)
@@ -277,16 +381,14 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 elif rss - job.base_rss > limits.memory_mb * 2**20:
                     job.ended = "memory"
                 if job.ended:
-                    _kill(job)
-                    del running[fd]
-                    done(job, _finish(job, limits))
+                    finish(job)
     finally:
-        for job in running.values():  # interrupted: leave no child behind
+        for job in list(running.values()):  # interrupted: leave no child behind
             _kill(job)
+            del running[job.fd]
             try:
-                os.close(job.fd)
-                os.waitpid(job.pid, 0)
+                _end(job, lockdown, known())
             except OSError:
                 pass
-            shutil.rmtree(job.workdir, ignore_errors=True)
+        processes.set_subreaper(subreaper_before)
     return results

@@ -48,6 +48,7 @@ def test_bundle_has_gradescope_files_at_its_root_and_no_solutions(bundle):
                 "reference/__init__.py", "data/the-verdict.txt", "data/gpt2/encoder.json", "data/gpt2/vocab.bpe"]
     assert all(name in infos for name in expected)
     assert "--index-url https://download.pytorch.org/whl/cpu" in setup and '"torch==' in setup
+    assert "chmod -R go-rwx grader reference" in setup  # the grading processes' users must not read them
 
 
 def test_existing_bundle_is_kept_unless_force(bundle):
@@ -79,9 +80,11 @@ def test_run_autograder_grades_a_notebook_to_full_marks(tmp_path, bundle):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"--submission {root / 'submission' / 'chapter5.ipynb'}" in done.stdout
     results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
-    assert results["score"] == TOTAL
+    assert results["score"] == TOTAL  # under instructor grading: the kit's answers hidden, a user of its own
     assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
     assert all(t["status"] == "passed" for t in results["tests"])
+    for folder in ("grader", "reference"):  # run_autograder makes sure, setup.sh or not
+        assert stat.S_IMODE((root / "source" / folder).stat().st_mode) & 0o077 == 0, folder
 
 
 @pytest.mark.parametrize("layout, expected", [

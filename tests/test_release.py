@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import os
 import re
 import subprocess
 import sys
@@ -156,6 +157,24 @@ def test_solutions_get_full_marks_with_the_release_grader(release, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     total = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
     assert re.search(rf"Total\s+{total}/{total}", proc.stdout), proc.stdout
+
+
+def test_instructor_grading_in_the_release_binds_the_students_own_functions(release, tmp_path):
+    """--fresh-seeds in the release: the grading processes read the student's sibling files
+    (calc_loss_loader runs on their calc_loss_batch) and the given code (train_model_simple) as
+    they did before entering the sandbox (as root: a user of its own, the kit covered)."""
+    from grader.release import release_exercises
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, text in release_exercises(ROOT / "solutions", keep_solution=True).items():
+        (work / name).write_text(text, encoding="utf-8")
+    proc = run_grader("--fresh-seeds", "--exercises-dir", str(work), "calc_loss_loader", "train_model_simple",
+                      cwd=release)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"Total\s+20/20", proc.stdout), proc.stdout
+    if os.geteuid() == 0:
+        assert "warning" not in proc.stderr, proc.stderr  # the full sandbox
 
 
 def test_a_missing_dependency_is_named(release, tmp_path):
