@@ -161,7 +161,8 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         results = children.pop(i)
         try:
             seconds = sum(r.seconds for r in results.values())
-            sub.report = runner.score(sub.name, exercises, results, device, seconds)
+            sub.report = runner.score(sub.name, exercises, results, device, seconds,
+                                      notes=runner.source_notes(sub.source))
         except Exception as exc:  # a grader bug must not stop the class's batch
             sub.error = f"the grader failed while scoring this submission ({one_line(exc)})"
         if progress:
@@ -171,6 +172,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         if sub.source is None:
             continue
         try:
+            runner.prepare_source(sub.source, limits, device)
             known, own_tasks = runner.plan(sub.source, exercises, ctx)
         except Exception as exc:
             sub.error = f"the grader could not read this submission ({one_line(exc)})"
@@ -216,7 +218,7 @@ def gradebook_row(sub: Submission, exercises) -> dict:
             detail = ex.status_line if ex.status == "not_implemented" else (ex.message or ex.status_line)
             notes[detail].append(ex.name)
     row["total"] = f"{sub.report.score:g}"
-    row["notes"] = "; ".join(f"{', '.join(names)}: {detail}" for detail, names in notes.items())
+    row["notes"] = "; ".join([*sub.report.notes, *(f"{', '.join(names)}: {detail}" for detail, names in notes.items())])
     return row
 
 
@@ -301,6 +303,9 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="replace an existing gradebook (and reports)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise of a submission, in seconds (default 60)")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                   help="a notebook's cells: time limit per cell, paid once per notebook; a cell that "
+                        "takes longer is stopped, reported and skipped (default: --timeout)")
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
@@ -315,8 +320,8 @@ def inside(path: Path, folder: Path) -> bool:
 
 def check_args(args) -> None:
     """One-line UsageErrors for what cannot work, before anything is graded."""
-    if args.jobs < 1 or args.timeout <= 0 or args.memory_limit <= 0:
-        raise UsageError("--jobs, --timeout and --memory-limit must be positive")
+    if args.jobs < 1 or args.timeout <= 0 or args.memory_limit <= 0 or (args.cell_timeout or 1) <= 0:
+        raise UsageError("--jobs, --timeout, --cell-timeout and --memory-limit must be positive")
     if not args.folder.is_dir():
         raise UsageError(f"{args.folder} is not a folder of submissions")
     out = args.output
@@ -382,7 +387,7 @@ def batch_command(argv) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress)
+        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit, cell_timeout_s=args.cell_timeout or 0.0), args.jobs, ctx, progress)
     finally:
         progress.close()
     write_gradebook(args.output, submissions, exercises)

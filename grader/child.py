@@ -157,7 +157,12 @@ def grade_in_child(source, exercise: str, ctx) -> dict:
     threads = torch.get_num_threads()  # before the student's module can change it
     try:
         fn = load_student_function(source, exercise)
-        return {"status": "ran", "outputs": run_scenarios(exercise, fn, ctx, threads=threads)}
+        outputs = run_scenarios(exercise, fn, ctx, threads=threads)
+        explain = getattr(source, "explain", None)  # a notebook: which failed cell a missing name is from
+        for output in outputs.values():
+            if explain and isinstance(output, dict) and "__error__" in output:
+                output["message"] = explain(str(output.get("message", "")))
+        return {"status": "ran", "outputs": outputs}
     except NotImplementedYet as exc:
         return {"status": "not_implemented", "message": str(exc)}
     except LoadError as exc:

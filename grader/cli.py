@@ -59,6 +59,9 @@ def build_parser():
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                   help="a notebook's cells: time limit per cell, once for the whole run; a cell that "
+                        "takes longer is stopped, reported and skipped (default: --timeout)")
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")
@@ -157,8 +160,8 @@ def grade_command(argv) -> int:
         sys.stdout.write(hints(args.hint))
         return 0
     exercises = selected_exercises(args.exercises)
-    if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
-        raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1 or (args.cell_timeout or 1) <= 0:
+        raise UsageError("--timeout, --cell-timeout, --memory-limit and --jobs must be positive")
     if args.watch and (args.output is not None or args.format != "text"):
         raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
     if not hasattr(os, "fork"):
@@ -173,7 +176,7 @@ def grade_command(argv) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=args.cell_timeout or 0.0)
     if args.watch:
         from .watch import watch
 

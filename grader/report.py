@@ -25,7 +25,7 @@ def _same_problem_groups(failed):
 
 def render_text(report: Report, verbose: bool = False) -> str:
     width = max(len(e.name) for e in report.exercises) if report.exercises else 10
-    lines = [f"Grading {report.source} on {report.device}", ""]
+    lines = [f"Grading {report.source} on {report.device}", *(f"note: {note}" for note in report.notes), ""]
     for ex in report.exercises:
         score = f"{_points(ex.score)}/{_points(ex.max_score)}"
         lines.append(f"  {ex.name:<{width}}  {score:>6}  {ex.status_line}")
@@ -88,7 +88,8 @@ def gradescope_results(report: Report) -> dict:
         "score": report.score,
         "max_score": report.max_score,
         "execution_time": round(report.seconds, 2),
-        "output": f"{_points(report.score)}/{_points(report.max_score)} points",
+        "output": "\n".join([f"{_points(report.score)}/{_points(report.max_score)} points",
+                             *(f"note: {note}" for note in report.notes)]),
         "tests": tests,
     }
 

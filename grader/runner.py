@@ -81,6 +81,7 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     start = time.perf_counter()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False)
+    prepare_source(source, limits, device)
     children, tasks = plan(source, exercises, ctx)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
@@ -89,11 +90,25 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
                                  limit_address_space=limit_address_space(device), on_done=on_done,
                                  before_fork={"plot_losses": import_pyplot,
                                               **{e: ctx.build_model_124m for e in NEEDS_124M}}))
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
+    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml,
+                 notes=source_notes(source))
 
 
 def limit_address_space(device: str) -> bool:
     return device == "cpu" and sys.platform.startswith("linux")
+
+
+def prepare_source(source, limits: Limits, device: str) -> None:
+    """What a source needs before its exercises are graded: a notebook runs its cells once in a
+    probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py)."""
+    probe = getattr(source, "probe", None)
+    if probe is not None:
+        probe(limits, limit_address_space(device))
+
+
+def source_notes(source) -> list[str]:
+    """What the report says once about a source (a notebook's failed cells, lines left out)."""
+    return list(getattr(source, "notes", []))
 
 
 def plan(source, exercises, ctx) -> tuple[dict, dict]:
@@ -112,8 +127,9 @@ def plan(source, exercises, ctx) -> tuple[dict, dict]:
     return children, tasks
 
 
-def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:
-    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent)."""
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=()) -> Report:
+    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
+    ``notes``: what the report says once about the source (source_notes)."""
     from .context import load_expected
 
     children = {e: children[e] for e in exercises}
@@ -123,4 +139,4 @@ def score(label: str, exercises, children: dict, device: str, seconds: float, ju
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])
         for e in exercises
     ]
-    return Report(ordered, label, device, seconds)
+    return Report(ordered, label, device, seconds, notes=list(notes))
