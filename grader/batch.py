@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import device_argument, selected_exercises
+from .options import add_cell_timeout, device_argument, selected_exercises
 from .errors import SourceError, UsageError
 
 SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
@@ -303,9 +303,7 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="replace an existing gradebook (and reports)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise of a submission, in seconds (default 60)")
-    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                   help="a notebook's cells: time limit per cell, paid once per notebook; a cell that "
-                        "takes longer is stopped, reported and skipped (default: --timeout)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",

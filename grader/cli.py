@@ -13,7 +13,8 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import SourceError, UsageError
-from .options import check_exercise_name, device_argument, selected_exercises, verify_data_files, verify_kit_data
+from .options import (add_cell_timeout, check_exercise_name, device_argument, selected_exercises, verify_data_files,
+                      verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -59,9 +60,7 @@ def build_parser():
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
-    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                   help="a notebook's cells: time limit per cell, once for the whole run; a cell that "
-                        "takes longer is stopped, reported and skipped (default: --timeout)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")

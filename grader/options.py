@@ -48,3 +48,10 @@ def verify_data_files() -> None:
         verify_all_data()
     except DataFileError as exc:
         raise UsageError(str(exc)) from None
+
+
+def add_cell_timeout(parser) -> None:
+    """``--cell-timeout S``: a notebook's per-cell limit when its cells are probed (probe.py)."""
+    parser.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                        help="a notebook's cells: time limit per cell, paid once per notebook; a cell that "
+                             "takes longer is stopped, reported and skipped (default: --timeout)")
