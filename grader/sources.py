@@ -69,18 +69,22 @@ class NotebookFile:
     cells: list = field(default_factory=list)  # notebook.CodeCell
     label: str = ""
     problems: list = field(default_factory=list)  # notebook.CellProblem, found by the probe
+    probed: bool = False
 
     def __post_init__(self):
         self.label = self.label or str(self.path)
         self.path = Path(self.path).resolve()
 
     def probe(self, limits, limit_address_space: bool = True) -> None:
-        """Run the cells once (probe.py); the cells that hang or end the process are skipped from then on."""
+        """Run the cells once (probe.py); the cells that hang or end the process are skipped from then on.
+        Once per NotebookFile: a notebook read again (``--watch``) is probed again."""
         from dataclasses import replace
 
         from .probe import probe_cells
 
-        self.problems = probe_cells(self.path, self.cells, limits, limit_address_space)
+        if self.probed:
+            return
+        self.problems, self.probed = probe_cells(self.path, self.cells, limits, limit_address_space), True
         skip = {p.cell.number: p for p in self.problems if p.skips_cell}
         self.cells = [replace(c, skipped=skip[c.number].kind) if c.number in skip else c for c in self.cells]
 

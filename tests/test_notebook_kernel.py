@@ -4,9 +4,9 @@ has defined, not the saved file, and the generated notebook runs in a real kerne
 - kernel.py's choice of cells, on a kernel's history as IPython keeps it (a stand-in
   shell: milliseconds), and one grading of such a snapshot (~2 s);
 - one real Jupyter kernel (nbclient + ipykernel) running a short notebook made of the
-  generated notebook's cells: a solved exercise, a stub, the plot cell, then an
-  unsaved redefinition graded again (~35 s on 2 busy cores: a kernel start and three
-  grade cells, each a `python -m grader` process that imports torch);
+  generated notebook's cells: a solved exercise, a stub, the plot cell, the last cell
+  (grade everything), then an unsaved redefinition graded again (a kernel start and two
+  grade cells, each a `python -m grader` process that imports torch: MEASURED);
 - marked slow: the whole generated notebook, with the stubs and with the solutions,
   in a real kernel (measured 149 s and 124 s on 2 busy cores: nine grade cells each).
 """
@@ -118,25 +118,23 @@ def text_of(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-def part(nb, *exercises):
-    """The generated notebook's cells for the setup and ``exercises`` (text, code, grade cell)."""
-    cells = nb.cells[:2]
-    for exercise in exercises:
-        i = index_of(nb, exercise)
-        cells += nb.cells[i - 1: i + 2]
-    return cells
+def cells_of(nb, exercise):
+    """The generated notebook's text, code and grade cell of ``exercise``."""
+    i = index_of(nb, exercise)
+    return [copy.deepcopy(c) for c in nb.cells[i - 1: i + 2]]
 
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    """A solved exercise, a stub, the plot cell, then an unsaved wrong redefinition graded again."""
+    """The generated notebook's setup cell, a solved exercise, a stub, the plot cell and the last
+    cell (grade everything), then an unsaved wrong redefinition graded by the exercise's grade cell.
+    Two grade cells: each starts a grader process, the cost of this test."""
     solved, stubs = filled_notebook(), build_notebook()
+    text, code, grade_cell = cells_of(solved, "text_to_token_ids")
     plot_cell = next(c for c in stubs.cells if c.get("metadata", {}).get("grader", {}).get("role") == "plot")
-    grade_again = copy.deepcopy(solved.cells[index_of(solved, "text_to_token_ids") + 1])
-    grade_again.id = "grade-again"
-    wrong = solved.cells[index_of(solved, "text_to_token_ids")].source.replace(".unsqueeze(0)", "")
-    nb = v4.new_notebook(cells=[*part(solved, "text_to_token_ids"), *part(stubs, "plot_losses")[2:], plot_cell,
-                                v4.new_code_cell(wrong), grade_again])
+    wrong = v4.new_code_cell(code.source.replace(".unsqueeze(0)", ""))
+    nb = v4.new_notebook(cells=[*stubs.cells[:2], text, code, *cells_of(stubs, "plot_losses")[:2], plot_cell,
+                                copy.deepcopy(stubs.cells[-1]), wrong, grade_cell])
     folder = tmp_path_factory.mktemp("kernel")
     return execute(nb, folder), folder
 
@@ -145,17 +143,16 @@ def test_in_a_real_kernel_grade_cells_grade_what_the_kernel_has(short_run):
     nb, folder = short_run
     assert not list(folder.glob("*.ipynb"))  # nothing was saved: there is no file to grade
     code = [c for c in nb.cells if c.cell_type == "code"]
-    setup, solved, solved_grade, stub, stub_grade, plot, wrong, grade_again = code
-    out = text_of(solved_grade)
-    assert out.startswith("Grading text_to_token_ids as this kernel has it now (cells run: In [1]-[2]), "
+    setup, solved, stub, plot, grade_all, wrong, grade_again = code
+    assert [c.execution_count for c in code] == [1, 2, 3, 4, 5, 6, 7]  # "Run all" did not stop
+    out = text_of(grade_all)
+    assert out.startswith("Grading every exercise as this kernel has it now (cells run: In [1]-[3]), "
                           "not the saved file ...\nGrading this kernel's cells on cpu\n"), out
-    assert re.search(r"text_to_token_ids +6/6  passed", out) and "All checks passed." in out
-    out = text_of(stub_grade)
-    assert re.search(r"plot_losses +0/8  not implemented yet", out), out  # and "Run all" went on
+    assert re.search(r"text_to_token_ids +6/6  passed", out), out
+    assert re.search(r"plot_losses +0/8  not implemented yet", out) and re.search(r"Total +6/65\n", out), out
     assert text_of(plot) == "plot_losses is not implemented yet: fill in the plot_losses cell above first\n"
     out = text_of(grade_again)
-    # both versions, the unsaved wrong one last; In [4] defines plot_losses, which the kernel has too
-    assert "(cells run: In [1]-[2], [4], [7])" in out, out
+    assert out.startswith("Grading text_to_token_ids as this kernel has it now (cells run: In [1]-[3], [6]), "), out
     assert re.search(r"text_to_token_ids +\d/6  \d of \d checks failed", out) and "likely cause:" in out, out
 
 

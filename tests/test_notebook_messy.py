@@ -32,6 +32,9 @@ FULL = max_points()  # 65
 # notebook), as test_batch.py does: cells are run the same way for every exercise.
 BATCH_GRADED = [e for e in EXERCISES if e != "train_model_simple"]
 BATCH_FULL = max_points(BATCH_GRADED)  # 55
+# The per-cell limit --timeout 20 gives (the issue's case). The exercises keep 60 s: on a shared
+# machine at load 9, train_model_simple alone took over 20 s in a notebook.
+LIMITS = Limits(timeout_s=60, cell_timeout_s=20)
 HANG_CELL = "while True:\n    pass\n"
 EXIT_CELL = "import os; os._exit(3)\n"
 STRAY_CELL = "print(undefined_name)\n"
@@ -53,33 +56,43 @@ def scores(report) -> dict:
 
 @pytest.fixture(scope="module")
 def normal_grading(tmp_path_factory, grading_ctx):
-    """The filled notebook graded as it is: full marks, and the time that takes."""
-    path = save(filled_notebook(), tmp_path_factory.mktemp("normal") / "work.ipynb")
+    """The filled notebook graded as it is (with a display magic, left out without a note):
+    full marks, and the time that takes."""
+    nb = filled_notebook()
+    nb.cells.insert(1, v4.new_code_cell("%matplotlib inline\n%config InlineBackend.figure_format = 'retina'\n"))
+    path = save(nb, tmp_path_factory.mktemp("normal") / "work.ipynb")
     start = time.perf_counter()
-    report = grade(open_submission(path), ctx=grading_ctx, limits=Limits(timeout_s=20))
+    report = grade(open_submission(path), ctx=grading_ctx, limits=LIMITS)
     return report, time.perf_counter() - start
 
 
 def test_the_filled_notebook_gets_full_marks_with_nothing_to_report(normal_grading):
     report, _ = normal_grading
-    assert report.score == FULL and report.notes == []
+    assert [e.status for e in report.exercises] == ["graded"] * len(EXERCISES)
+    assert report.score == FULL and report.full_marks and report.notes == []
 
 
 def test_an_endless_loop_cell_costs_one_limit_for_the_whole_run(tmp_path, grading_ctx, normal_grading):
     """Before: 0/65, every exercise stopped after its own limit (87 s with --timeout 20)."""
     _, normal_s = normal_grading
     nb, number = with_cell(HANG_CELL, lambda nb: before_exercise(nb, "calc_loss_loader"))
+    source = open_submission(save(nb, tmp_path / "work.ipynb"))
     start = time.perf_counter()
-    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")), ctx=grading_ctx, limits=Limits(timeout_s=20))
+    source.probe(LIMITS)  # what grade() does first; timed apart here
+    probe_s = time.perf_counter() - start
+    report = grade(source, ctx=grading_ctx, limits=LIMITS)
     seconds = time.perf_counter() - start
     assert report.score == FULL, scores(report)
     # the line the interrupt lands on is the loop's first or second, as the Python version compiles it
     assert re.fullmatch(rf"code cell {number} did not finish within 20 s \(stopped at line [12]\): it was skipped",
                         report.notes[0]) and len(report.notes) == 1, report.notes
-    # One limit plus the normal grading. Measured on 2 busy cores: 27.4 s against 12.1 s for the
-    # notebook without the cell. Allowed: 1.5 x the normal time and 2 s (the probe's fresh child,
-    # and the load of a shared machine).
-    assert seconds <= 20 + 1.5 * normal_s + 2, (seconds, normal_s)
+    # One limit, once: the probe waits 20 s for the cell, then runs the other cells again without it
+    # (measured 20.3 s at load 3, 21.3 s at load 9 on 2 cores); allowed: 4 s over the limit.
+    assert 20 <= probe_s <= 24, probe_s
+    assert all(e.status == "graded" for e in report.exercises)  # no exercise ran into the cell
+    # In all, one limit plus a normal grading: measured 27.4 s against 12.1 s for the notebook
+    # without the cell (2 busy cores); allowed: the normal time x 2 + 5 s, for the load of a shared machine.
+    assert seconds <= 20 + 2 * normal_s + 5, (seconds, normal_s)
 
 
 def test_a_cell_that_ignores_the_interrupt_is_killed(tmp_path, grading_ctx):
@@ -211,3 +224,18 @@ def test_cells_that_take_the_whole_exercise_limit_leave_the_rest_unrun(tmp_path)
     # 0.8 s each against a 2 s limit per exercise: the third cell starts at 1.6 s, the fourth does not
     cells = ["import time; time.sleep(0.8)\n"] * 4 + ["z = 3\n"]
     assert probed(tmp_path, cells, Limits(timeout_s=2)) == [(4, "not_run"), (5, "not_run")]
+
+
+def test_watch_mode_shows_the_notes_too(tmp_path, monkeypatch):
+    import gc
+    import io
+
+    from grader.watch import ROUNDS_ENV, watch
+
+    nb, number = with_cell(STRAY_CELL, lambda nb: index_of(nb, "token_ids_to_text") + 2)
+    path = save(nb, tmp_path / "work.ipynb")
+    monkeypatch.setenv(ROUNDS_ENV, "1")
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # watch() freezes its shared inputs; not this test process
+    out = io.StringIO()
+    assert watch(lambda: open_submission(path), ["text_to_token_ids"], "cpu", Limits(timeout_s=20), 1, out=out) == 0
+    assert f"note: code cell {number} raised NameError: name 'undefined_name' is not defined" in out.getvalue()
