@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import add_cell_timeout, device_argument, selected_exercises
+from .options import add_cell_timeout, cell_timeout, device_argument, selected_exercises
 from .errors import SourceError, UsageError
 
 SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
@@ -318,8 +318,8 @@ def inside(path: Path, folder: Path) -> bool:
 
 def check_args(args) -> None:
     """One-line UsageErrors for what cannot work, before anything is graded."""
-    if args.jobs < 1 or args.timeout <= 0 or args.memory_limit <= 0 or (args.cell_timeout or 1) <= 0:
-        raise UsageError("--jobs, --timeout, --cell-timeout and --memory-limit must be positive")
+    if args.jobs < 1 or args.timeout <= 0 or args.memory_limit <= 0:
+        raise UsageError("--jobs, --timeout and --memory-limit must be positive")
     if not args.folder.is_dir():
         raise UsageError(f"{args.folder} is not a folder of submissions")
     out = args.output
@@ -367,6 +367,7 @@ def batch_command(argv) -> int:
     from .runner import prepare_parent
     from .sandbox import Limits
 
+    limits = Limits(args.timeout, args.memory_limit, cell_timeout_s=cell_timeout(args))
     device = device_argument(args.device)
     start = time.perf_counter()
     for sub in submissions:
@@ -385,7 +386,7 @@ def batch_command(argv) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit, cell_timeout_s=args.cell_timeout or 0.0), args.jobs, ctx, progress)
+        grade_all(submissions, exercises, device, limits, args.jobs, ctx, progress)
     finally:
         progress.close()
     write_gradebook(args.output, submissions, exercises)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import SourceError, UsageError
-from .options import (add_cell_timeout, check_exercise_name, device_argument, selected_exercises, verify_data_files,
-                      verify_kit_data)
+from .options import (add_cell_timeout, cell_timeout, check_exercise_name, device_argument, selected_exercises,
+                      verify_data_files, verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -159,8 +159,9 @@ def grade_command(argv) -> int:
         sys.stdout.write(hints(args.hint))
         return 0
     exercises = selected_exercises(args.exercises)
-    if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1 or (args.cell_timeout or 1) <= 0:
-        raise UsageError("--timeout, --cell-timeout, --memory-limit and --jobs must be positive")
+    if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
+        raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    cell_limit = cell_timeout(args)
     if args.watch and (args.output is not None or args.format != "text"):
         raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
     if not hasattr(os, "fork"):
@@ -175,7 +176,7 @@ def grade_command(argv) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=args.cell_timeout or 0.0)
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
     if args.watch:
         from .watch import watch
 

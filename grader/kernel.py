@@ -49,8 +49,8 @@ class Snapshot:
 
     def first_line(self, exercises) -> str:
         what = ", ".join(exercises) if exercises else "every exercise"
-        runs = _counts([c.count for c in self.cells]) or "none"
-        return (f"Grading {what} as this kernel has it now (cells run: {runs}), "
+        cells = _counts([c.count for c in self.cells])
+        return (f"Grading {what} as this kernel has it now ({f'from {cells}' if cells else 'no cell defines it yet'}), "
                 "not the saved file ...")
 
 

@@ -55,3 +55,10 @@ def add_cell_timeout(parser) -> None:
     parser.add_argument("--cell-timeout", type=float, default=None, metavar="S",
                         help="a notebook's cells: time limit per cell, paid once per notebook; a cell that "
                              "takes longer is stopped, reported and skipped (default: --timeout)")
+
+
+def cell_timeout(args) -> float:
+    """``Limits.cell_timeout_s`` from ``--cell-timeout`` (0: the exercise limit). UsageError unless positive."""
+    if args.cell_timeout is not None and args.cell_timeout <= 0:
+        raise UsageError("--cell-timeout must be positive")
+    return args.cell_timeout or 0.0

@@ -84,6 +84,10 @@ class NotebookFile:
 
         if self.probed:
             return
+        if any("matplotlib" in c.source for c in self.cells):  # the cells import pyplot: once here, not
+            from .runner import import_pyplot                  # in the probe and in every grading child
+
+            import_pyplot()
         self.problems, self.probed = probe_cells(self.path, self.cells, limits, limit_address_space), True
         skip = {p.cell.number: p for p in self.problems if p.skips_cell}
         self.cells = [replace(c, skipped=skip[c.number].kind) if c.number in skip else c for c in self.cells]
@@ -91,7 +95,8 @@ class NotebookFile:
     @property
     def notes(self) -> list[str]:
         """What the report says once about the notebook: lines left out, cells that failed."""
-        notes = [f"{c.name}: left out what runs only in Jupyter or Colab: {'; '.join(c.left_out)}" for c in self.cells if c.left_out]
+        notes = [f"{c.name}: left out what runs only in Jupyter or Colab: {'; '.join(c.left_out)}"
+                 for c in self.cells if c.left_out]
         return notes + [p.sentence() for p in self.problems]
 
     def explain(self, message: str) -> str:

@@ -94,7 +94,7 @@ def test_the_grader_grades_the_kernels_version_not_the_latest_text(tmp_path, gra
     sh = shell(SETUP, RIGHT, "raise ValueError('typo')\n" + NO_BATCH_DIM, text_to_token_ids=1)
     snapshot = write_kernel_notebook(sh, tmp_path)
     assert snapshot.first_line(["text_to_token_ids"]) == (
-        "Grading text_to_token_ids as this kernel has it now (cells run: In [1]-[3]), not the saved file ...")
+        "Grading text_to_token_ids as this kernel has it now (from In [1]-[3]), not the saved file ...")
     report = grade(open_submission(snapshot.path), ["text_to_token_ids"], ctx=grading_ctx)
     assert report.exercises[0].score == 6
     # the failing cell is named as the student saw it: In [3], not its place in the snapshot
@@ -146,13 +146,13 @@ def test_in_a_real_kernel_grade_cells_grade_what_the_kernel_has(short_run):
     setup, solved, stub, plot, grade_all, wrong, grade_again = code
     assert [c.execution_count for c in code] == [1, 2, 3, 4, 5, 6, 7]  # "Run all" did not stop
     out = text_of(grade_all)
-    assert out.startswith("Grading every exercise as this kernel has it now (cells run: In [1]-[3]), "
+    assert out.startswith("Grading every exercise as this kernel has it now (from In [1]-[3]), "
                           "not the saved file ...\nGrading this kernel's cells on cpu\n"), out
     assert re.search(r"text_to_token_ids +6/6  passed", out), out
     assert re.search(r"plot_losses +0/8  not implemented yet", out) and re.search(r"Total +6/65\n", out), out
     assert text_of(plot) == "plot_losses is not implemented yet: fill in the plot_losses cell above first\n"
     out = text_of(grade_again)
-    assert out.startswith("Grading text_to_token_ids as this kernel has it now (cells run: In [1]-[3], [6]), "), out
+    assert out.startswith("Grading text_to_token_ids as this kernel has it now (from In [1]-[3], [6]), "), out
     assert re.search(r"text_to_token_ids +\d/6  \d of \d checks failed", out) and "likely cause:" in out, out
 
 

@@ -239,3 +239,14 @@ def test_watch_mode_shows_the_notes_too(tmp_path, monkeypatch):
     out = io.StringIO()
     assert watch(lambda: open_submission(path), ["text_to_token_ids"], "cpu", Limits(timeout_s=20), 1, out=out) == 0
     assert f"note: code cell {number} raised NameError: name 'undefined_name' is not defined" in out.getvalue()
+
+
+@pytest.mark.parametrize("command", [[], ["batch"]])
+def test_a_cell_timeout_that_is_not_positive_is_a_one_line_error(tmp_path, capsys, command):
+    from grader.cli import main
+
+    (tmp_path / "class").mkdir()
+    path = save(filled_notebook(), tmp_path / "class" / "work.ipynb")
+    where = [str(path.parent), "--output", str(tmp_path / "gradebook.csv")] if command else ["--submission", str(path)]
+    assert main([*command, *where, "--cell-timeout", "0"]) == 2
+    assert capsys.readouterr().err == "python -m grader: error: --cell-timeout must be positive\n"
