@@ -100,10 +100,12 @@ def limit_address_space(device: str) -> bool:
 
 def prepare_source(source, limits: Limits, device: str) -> None:
     """What a source needs before its exercises are graded: a notebook runs its cells once in a
-    probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py)."""
+    probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
+    probing child runs as the grading children do (run_isolated, with the same arguments)."""
     probe = getattr(source, "probe", None)
     if probe is not None:
-        probe(limits, limit_address_space(device))
+        probe(limits, lambda tasks, child_limits: run_isolated(
+            tasks, child_limits, limit_address_space=limit_address_space(device)))
 
 
 def source_notes(source) -> list[str]:

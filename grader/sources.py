@@ -75,7 +75,7 @@ class NotebookFile:
         self.label = self.label or str(self.path)
         self.path = Path(self.path).resolve()
 
-    def probe(self, limits, limit_address_space: bool = True) -> None:
+    def probe(self, limits, isolate=None) -> None:
         """Run the cells once (probe.py); the cells that hang or end the process are skipped from then on.
         Once per NotebookFile: a notebook read again (``--watch``) is probed again."""
         from dataclasses import replace
@@ -88,7 +88,7 @@ class NotebookFile:
             from .runner import import_pyplot                  # in the probe and in every grading child
 
             import_pyplot()
-        self.problems, self.probed = probe_cells(self.path, self.cells, limits, limit_address_space), True
+        self.problems, self.probed = probe_cells(self.path, self.cells, limits, isolate), True
         skip = {p.cell.number: p for p in self.problems if p.skips_cell}
         self.cells = [replace(c, skipped=skip[c.number].kind) if c.number in skip else c for c in self.cells]
 

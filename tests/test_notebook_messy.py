@@ -220,6 +220,15 @@ def test_after_three_cells_that_end_the_process_the_rest_is_not_run(tmp_path):
         (2, "exited"), (3, "exited"), (4, "exited"), (5, "not_run"), (6, "not_run")]
 
 
+@pytest.mark.parametrize("cell", [
+    "try:\n    while True:\n        pass\nexcept BaseException:\n    pass\n",  # ends once interrupted
+    "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n",  # no interrupt
+])
+def test_a_cell_that_takes_too_long_is_stopped_however_it_meets_the_interrupt(tmp_path, cell):
+    # the second cell meets the probing child's own limit: 3 + 1 + 2 x 2 s (probe.py)
+    assert probed(tmp_path, ["x = 1\n", cell, "y = 2\n"], Limits(timeout_s=3, cell_timeout_s=1)) == [(2, "timeout")]
+
+
 def test_cells_that_take_the_whole_exercise_limit_leave_the_rest_unrun(tmp_path):
     # 0.8 s each against a 2 s limit per exercise: the third cell starts at 1.6 s, the fourth does not
     cells = ["import time; time.sleep(0.8)\n"] * 4 + ["z = 3\n"]
