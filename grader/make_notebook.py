@@ -152,7 +152,7 @@ From a terminal in the kit's folder: `python -m grader --submission chapter5.ipy
 (add exercise names to grade only those; `--hint EXERCISE` for hints).
 """
 
-# After the last exercise: the loss plot, drawn in the notebook (runs with the stub too).
+# After plot_losses: the loss plot, drawn in the notebook (runs with the stub too).
 PLOT_CELL = """%matplotlib inline
 # Try your plot_losses on made-up losses: two epochs, five evaluations.
 epochs_seen = torch.linspace(0, 2, 5)
@@ -204,8 +204,9 @@ def build_notebook(with_solutions: bool = False, solutions_dir: Path = SOLUTIONS
         cells.append(v4.new_markdown_cell(text))
         cells.append(v4.new_code_cell(exercise_code(code), metadata={"grader": {"exercise": exercise}}))
         cells.append(v4.new_code_cell(grade_cell_source(exercise), metadata={"tags": [GRADE_TAG]}))
-    cells.append(v4.new_markdown_cell("## Your loss plot"))
-    cells.append(v4.new_code_cell(PLOT_CELL, metadata={"grader": {"role": "plot"}}))
+        if exercise == "plot_losses":
+            cells.append(v4.new_markdown_cell("### Your loss plot"))
+            cells.append(v4.new_code_cell(PLOT_CELL, metadata={"grader": {"role": "plot"}}))
     cells.append(v4.new_markdown_cell("## Grade everything"))
     cells.append(v4.new_code_cell(grade_cell_source(), metadata={"tags": [GRADE_TAG]}))
     nb = v4.new_notebook(cells=cells, metadata={

@@ -6,7 +6,8 @@ has defined, not the saved file, and the generated notebook runs in a real kerne
 - one real Jupyter kernel (nbclient + ipykernel) running a short notebook made of the
   generated notebook's cells: a solved exercise, a stub, the plot cell, the last cell
   (grade everything), then an unsaved redefinition graded again (a kernel start and two
-  grade cells, each a `python -m grader` process that imports torch: MEASURED);
+  grade cells, each a `python -m grader` process that imports torch: 25-58 s on 2 cores
+  at load 6-7 from other work);
 - marked slow: the whole generated notebook, with the stubs and with the solutions,
   in a real kernel (measured 149 s and 124 s on 2 busy cores: nine grade cells each).
 """
@@ -96,7 +97,7 @@ def test_the_grader_grades_the_kernels_version_not_the_latest_text(tmp_path, gra
     assert snapshot.first_line(["text_to_token_ids"]) == (
         "Grading text_to_token_ids as this kernel has it now (from In [1]-[3]), not the saved file ...")
     report = grade(open_submission(snapshot.path), ["text_to_token_ids"], ctx=grading_ctx)
-    assert report.exercises[0].score == 6
+    assert report.exercises[0].score == max_points(["text_to_token_ids"])
     # the failing cell is named as the student saw it: In [3], not its place in the snapshot
     assert report.notes == ["In [3] raised ValueError: typo (line 1); the cells after it ran"]
 
@@ -148,12 +149,14 @@ def test_in_a_real_kernel_grade_cells_grade_what_the_kernel_has(short_run):
     out = text_of(grade_all)
     assert out.startswith("Grading every exercise as this kernel has it now (from In [1]-[3]), "
                           "not the saved file ...\nGrading this kernel's cells on cpu\n"), out
-    assert re.search(r"text_to_token_ids +6/6  passed", out), out
-    assert re.search(r"plot_losses +0/8  not implemented yet", out) and re.search(r"Total +6/65\n", out), out
+    solved_points = f"{max_points(['text_to_token_ids']):g}"
+    assert re.search(rf"text_to_token_ids +{solved_points}/{solved_points}  passed", out), out
+    assert re.search(rf"plot_losses +0/{max_points(['plot_losses']):g}  not implemented yet", out), out
+    assert re.search(rf"Total +{solved_points}/{max_points():g}\n", out), out
     assert text_of(plot) == "plot_losses is not implemented yet: fill in the plot_losses cell above first\n"
     out = text_of(grade_again)
     assert out.startswith("Grading text_to_token_ids as this kernel has it now (from In [1]-[3], [6]), "), out
-    assert re.search(r"text_to_token_ids +\d/6  \d of \d checks failed", out) and "likely cause:" in out, out
+    assert re.search(rf"text_to_token_ids +\d/{solved_points}  \d of \d checks failed", out) and "likely cause:" in out, out
 
 
 def test_the_kits_ci_installs_what_the_kernel_tests_need():
