@@ -9,7 +9,8 @@ has defined, not the saved file, and the generated notebook runs in a real kerne
   grade cells, each a `python -m grader` process that imports torch: 25-58 s on 2 cores
   at load 6-7 from other work);
 - marked slow: the whole generated notebook, with the stubs and with the solutions,
-  in a real kernel (measured 149 s and 124 s on 2 busy cores: nine grade cells each).
+  in a real kernel (measured 149-150 s and 124-190 s on 2 cores at load 4-7: nine grade
+  cells each).
 """
 
 from __future__ import annotations
