@@ -32,7 +32,7 @@ from . import gradebook
 from .cpus import available_cpus
 from .errors import SourceError, UsageError
 from .lms import Submission, apply_roster, find_submissions, flag_duplicates, read_roster
-from .options import device_argument, instructor_lockdown, jobs_help, selected_exercises
+from .options import add_cell_timeout, cell_timeout, device_argument, instructor_lockdown, jobs_help, selected_exercises
 
 TOP_FAILING = 10
 SLOWEST = "train_model_simple"  # ~2.4 s of CPU a submission; the other seven ~0.8 s together
@@ -98,7 +98,8 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         runner.explain_import_failures(sub.source, results)
         try:
             seconds = sum(r.seconds for r in results.values())
-            sub.report = runner.score(sub.name, exercises, results, device, seconds)
+            sub.report = runner.score(sub.name, exercises, results, device, seconds,
+                                      notes=runner.source_notes(sub.source))
         except Exception as exc:  # a grader bug must not stop the class's batch
             sub.error = f"the grader failed while scoring this submission ({one_line(exc)})"
         if progress:
@@ -108,6 +109,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         if sub.source is None:
             continue
         try:
+            runner.prepare_source(sub.source, limits, device, lockdown)
             known, own_tasks = runner.plan(sub.source, exercises, ctx)
         except Exception as exc:
             sub.error = f"the grader could not read this submission ({one_line(exc)})"
@@ -225,6 +227,7 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="replace an existing gradebook (and reports)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise of a submission, in seconds (default 60)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
@@ -321,6 +324,7 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
+    limits = Limits(args.timeout, args.memory_limit, cell_timeout_s=cell_timeout(args))
     lockdown = instructor_lockdown(args.jobs, hide=[args.folder])  # batch grading is instructor grading
     start = time.perf_counter()
     submissions = open_submissions(args.folder, workdir)
@@ -337,8 +341,7 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress,
-                  lockdown=lockdown)
+        grade_all(submissions, exercises, device, limits, args.jobs, ctx, progress, lockdown=lockdown)
     finally:
         progress.close()
     gradebook.write(args.output, submissions, exercises)

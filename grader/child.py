@@ -262,6 +262,10 @@ def grade_in_child(source, exercise: str, ctx, release: bool | None = None) -> d
         fn = load_student_function(source, exercise, release=release)
         report_loaded()  # from here on, a hang or crash is this exercise's, not the import's
         outputs = run_scenarios(exercise, fn, ctx, threads=threads)
+        explain = getattr(source, "explain", None)  # a notebook: which failed cell a missing name is from
+        for output in outputs.values():
+            if explain and isinstance(output, dict) and "__error__" in output:
+                output["message"] = explain(str(output.get("message", "")))
         from .release_mode import USED  # release mode: the student's own exercises it called
 
         return {"status": "ran", "outputs": outputs, "uses": sorted(USED)}

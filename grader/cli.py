@@ -14,9 +14,8 @@ from pathlib import Path
 from . import EXERCISES
 from .errors import SourceError, UsageError
 from .cpus import available_cpus
-from .options import (check_exercise_name, device_argument, instructor_lockdown, jobs_help, selected_exercises,
-                      verify_data_files,
-                      verify_kit_data)
+from .options import (add_cell_timeout, cell_timeout, check_exercise_name, device_argument, instructor_lockdown,
+                      jobs_help, selected_exercises, verify_data_files, verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -64,6 +63,7 @@ def build_parser():
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("exercises graded"))
@@ -173,6 +173,7 @@ def grade_command(argv) -> int:
         args.jobs = available_cpus()
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    cell_limit = cell_timeout(args)
     if args.watch and (args.output is not None or args.format != "text"):
         raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
     if args.watch and args.fresh_seeds:
@@ -189,7 +190,7 @@ def grade_command(argv) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
     if args.watch:
         from .watch import watch
 

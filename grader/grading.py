@@ -69,6 +69,7 @@ class Report:
     source: str
     device: str
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # said once about the source (a notebook's failed cells)
 
     @property
     def score(self) -> float:

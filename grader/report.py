@@ -35,7 +35,7 @@ def _stopped_by(report: Report) -> dict[str, list[str]]:
 
 def render_text(report: Report, verbose: bool = False) -> str:
     width = max(len(e.name) for e in report.exercises) if report.exercises else 10
-    lines = [f"Grading {report.source} on {report.device}", ""]
+    lines = [f"Grading {report.source} on {report.device}", *(f"note: {note}" for note in report.notes), ""]
     for ex in report.exercises:
         score = f"{_points(ex.score)}/{_points(ex.max_score)}"
         lines.append(f"  {ex.name:<{width}}  {score:>6}  {ex.status_line}")
@@ -111,7 +111,8 @@ def gradescope_results(report: Report, visibility: str = GRADESCOPE_VISIBILITY,
     return {
         "score": report.score,
         "execution_time": round(report.seconds, 2),
-        "output": f"{_points(report.score)}/{_points(report.max_score)} points",
+        "output": "\n".join([f"{_points(report.score)}/{_points(report.max_score)} points",
+                             *(f"note: {note}" for note in report.notes)]),
         "visibility": visibility,
         "stdout_visibility": stdout_visibility,
         "tests": tests,

@@ -95,6 +95,7 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     parallel = parallel or available_cpus()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False)
+    prepare_source(source, limits, device, lockdown)
     children, tasks = plan(source, exercises, ctx)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
@@ -107,11 +108,28 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
                                               **{e: ctx.build_model_124m for e in NEEDS_124M}},
                                  groups={e: import_key(source, e) for e in tasks}))
     explain_import_failures(source, children)
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
+    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml,
+                 notes=source_notes(source))
 
 
 def limit_address_space(device: str) -> bool:
     return device == "cpu" and sys.platform.startswith("linux")
+
+
+def prepare_source(source, limits: Limits, device: str, lockdown=None) -> None:
+    """What a source needs before its exercises are graded: a notebook runs its cells once in a
+    probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
+    probing child runs as the grading children do (run_isolated, with the same arguments and,
+    under instructor grading, the same sandbox)."""
+    probe = getattr(source, "probe", None)
+    if probe is not None:
+        probe(limits, lambda tasks, child_limits: run_isolated(
+            tasks, child_limits, limit_address_space=limit_address_space(device), lockdown=lockdown))
+
+
+def source_notes(source) -> list[str]:
+    """What the report says once about a source (a notebook's failed cells, lines left out)."""
+    return list(getattr(source, "notes", []))
 
 
 def plan(source, exercises, ctx) -> tuple[dict, dict]:
@@ -147,8 +165,9 @@ def explain_import_failures(source, children: dict) -> None:
             child.message = f"{what}: {child.message}"
 
 
-def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:
-    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent)."""
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=()) -> Report:
+    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
+    ``notes``: what the report says once about the source (source_notes)."""
     from .context import load_expected
 
     children = {e: children[e] for e in exercises}
@@ -158,4 +177,4 @@ def score(label: str, exercises, children: dict, device: str, seconds: float, ju
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])
         for e in exercises
     ]
-    return Report(ordered, label, device, seconds)
+    return Report(ordered, label, device, seconds, notes=list(notes))

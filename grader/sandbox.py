@@ -50,6 +50,7 @@ class Limits:
     timeout_s: float = 60.0
     memory_mb: int = 2048  # above what the parent process already uses
     threads: int = 1
+    cell_timeout_s: float = 0.0  # per notebook cell, when a notebook's cells are probed (probe.py); 0: timeout_s
 
 
 @dataclass

@@ -78,7 +78,8 @@ def watch(reopen, exercises, device: str, limits, parallel: int, verbose: bool =
                 report = grade(source, pending, device=device, limits=limits, parallel=parallel, ctx=ctx)
                 latest.update({ex.name: ex for ex in report.exercises})
                 seconds = time.perf_counter() - start
-                shown = Report([latest[e] for e in exercises if e in latest], source.label, device, seconds)
+                shown = Report([latest[e] for e in exercises if e in latest], source.label, device, seconds,
+                               notes=report.notes)
                 stamp = datetime.now().strftime("%H:%M:%S")
                 out.write(f"--- {stamp} {why}: graded {', '.join(pending)} in {seconds:.1f} s ---\n")
                 out.write(RENDERERS["text"](shown, verbose=verbose))
