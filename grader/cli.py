@@ -13,7 +13,8 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import SourceError, UsageError
-from .options import check_exercise_name, device_argument, selected_exercises, verify_data_files, verify_kit_data
+from .options import (FORMATS, check_exercise_name, device_argument, selected_exercises, verify_data_files,
+                      verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -51,9 +52,7 @@ def build_parser():
     p.add_argument("--hint", metavar="EXERCISE", help="print the hints for one exercise")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the scenarios run (default cpu; auto picks cuda when available)")
-    from .report import RENDERERS
-
-    p.add_argument("--format", choices=list(RENDERERS), default="text",
+    p.add_argument("--format", choices=FORMATS, default="text",
                    help="text for people; json is Gradescope's results.json; exercism is Exercism's "
                         "results.json v3 with points (GitHub Classroom); junit is JUnit XML")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
@@ -166,20 +165,32 @@ def grade_command(argv) -> int:
                          "(on Windows, use WSL)")
     source = open_source(args)
     check_output_path(args.output, source)
+    device = device_argument(args.device)
+    if args.watch:
+        verify_kit_data()
+        from .sandbox import Limits
+        from .watch import watch
+
+        limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
+        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
+    live = None
+    if args.format == "text" and args.output is None:  # the report as it happens (grader/live.py)
+        from .live import LiveTable
+
+        live = LiveTable(sys.stdout, source.label, device, exercises, args.timeout)
+        live.start()  # before torch is imported
     verify_kit_data()
 
-    from .report import RENDERERS
+    from .report import RENDERERS, closing_lines
     from .runner import grade
     from .sandbox import Limits
 
-    device = device_argument(args.device)
     limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
-    if args.watch:
-        from .watch import watch
-
-        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
-    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs)
-    write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs, progress=live)
+    if live is not None:
+        live.close(report, closing_lines(report, verbose=args.verbose))
+    else:
+        write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
         print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)
     return 0 if report.full_marks else 1

@@ -70,26 +70,43 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int = 2, on_done=None, ctx=None, junitxml=None) -> Report:
+          parallel: int = 2, on_done=None, ctx=None, junitxml=None, progress=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
     sources in one process without preparing the shared inputs again. The checks
     run as pytest tests (pytest_plugin.py); ``junitxml`` names a JUnit XML file for
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
+    ``progress`` (live.LiveTable, say) gets ``started(exercise)``, ``finished(ExerciseResult)``
+    as each exercise is scored (its checks run as soon as its child has ended) and ``tick()``.
     """
     start = time.perf_counter()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False)
     children, tasks = plan(source, exercises, ctx)
+    scored = {}
+
+    def done(exercise, child):
+        if progress is not None:
+            scored[exercise] = score(source.label, [exercise], {exercise: child}, device, 0.0).exercises[0]
+            progress.finished(scored[exercise])
+        if on_done:
+            on_done(exercise, child)
+
+    for exercise, child in children.items():  # known without running: reported at once
+        done(exercise, child)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
-                                 limit_address_space=limit_address_space(device), on_done=on_done,
+                                 limit_address_space=limit_address_space(device), on_done=done,
                                  before_fork={"plot_losses": import_pyplot,
-                                              **{e: ctx.build_model_124m for e in NEEDS_124M}}))
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
+                                              **{e: ctx.build_model_124m for e in NEEDS_124M}},
+                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+    seconds = time.perf_counter() - start
+    if progress is not None and junitxml is None:
+        return Report([scored[e] for e in exercises], source.label, device, seconds)
+    return score(source.label, exercises, children, device, seconds, junitxml=junitxml)
 
 
 def limit_address_space(device: str) -> bool:

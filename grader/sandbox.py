@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 MAX_RESULT_BYTES = 64 * 2**20
+MAX_LOG_BYTES = 20_000  # of what a child printed, sent back (the report says how much more there was)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -43,7 +44,9 @@ class ChildResult:
     message: str = ""
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
-    log: str = ""  # what the child printed (stdout and stderr), truncated
+    log: str = ""  # what the child printed (stdout and stderr): its first MAX_LOG_BYTES
+    log_bytes: int = 0  # how many bytes it printed in all
+    summary: str = ""  # not_implemented: the table's few words (errors.NotImplementedYet.summary)
 
 
 def _rss_bytes(pid: int) -> int:
@@ -79,8 +82,9 @@ def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, 
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         torch.set_num_threads(max(1, limits.threads))
         result = work()
+        result["log_bytes"] = log.seek(0, os.SEEK_END)
         log.seek(0)
-        result["log"] = log.read(20_000).decode("utf-8", "replace")
+        result["log"] = log.read(MAX_LOG_BYTES).decode("utf-8", "replace")
         buffer = io.BytesIO()
         torch.save(result, buffer)
         payload = buffer.getvalue()
@@ -164,16 +168,20 @@ def _finish(job: _Job, limits: Limits) -> ChildResult:
     return ChildResult(
         data["status"], outputs=data.get("outputs", {}) if isinstance(data.get("outputs"), dict) else {},
         message=str(data.get("message", "")), seconds=seconds, peak_rss_mb=peak, log=str(data.get("log", "")),
+        log_bytes=data["log_bytes"] if isinstance(data.get("log_bytes"), int) else 0,
+        summary=str(data.get("summary", "")),
     )
 
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
-                 on_done=None, before_fork=None) -> dict:
+                 on_done=None, before_fork=None, on_start=None, on_tick=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
     At most ``parallel`` children run at once, started in the order of ``tasks``.
     ``before_fork`` (key -> function) prepares in the parent what that child shares, while
-    earlier children run. ``on_done(key, ChildResult)`` is called as each ends.
+    earlier children run. ``on_start(key)`` is called as each child starts,
+    ``on_done(key, ChildResult)`` as each ends, and ``on_tick()`` every 50 ms or so while
+    any runs (progress displays; never from a thread, since this process forks).
     Returns key -> ChildResult.
     """
     pending = list(tasks.items())
@@ -187,7 +195,11 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                     before_fork[key]()
                 job = _start(key, work, limits, limit_address_space)
                 running[job.fd] = job
+                if on_start:
+                    on_start(key)
             ready, _, _ = select.select(list(running), [], [], 0.05)
+            if on_tick:
+                on_tick()
             for fd in ready:
                 job = running[fd]
                 chunk = os.read(fd, 1 << 20)
