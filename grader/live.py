@@ -34,7 +34,7 @@ class LiveTable:
     """Prints one grading's header and table rows to ``out`` as results come (see the module)."""
 
     def __init__(self, out, source: str, device: str, exercises, timeout_s: float, terminal: bool | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, known: dict | None = None):
         self.out = out
         self.source, self.device = source, device
         self.names = list(exercises)
@@ -42,7 +42,8 @@ class LiveTable:
         self.timeout_s = timeout_s
         self.terminal = is_terminal(out) if terminal is None else terminal
         self.clock = clock
-        self.results: dict[str, object] = {}  # exercise -> grading.ExerciseResult
+        self.results: dict[str, object] = dict(known or {})  # exercise -> grading.ExerciseResult
+        self.known = list(self.results)  # results from before (--watch): shown at once
         self.running: dict[str, float] = {}  # exercise -> when its child started
         self.drawn = 0  # terminal: rows on screen below the header
         self.last_output = self.last_redraw = clock()
@@ -56,6 +57,8 @@ class LiveTable:
         self._write("\n".join(header_lines(self.source, self.device)) + "\n")
         if self.terminal:
             self._redraw()
+        else:
+            self._write("".join(table_row(self.results[name], self.width) + "\n" for name in self.known))
 
     def _row(self, name: str) -> str:
         if name in self.results:

@@ -18,11 +18,14 @@ from pathlib import Path
 import pytest
 
 from grader import EXERCISES
+from grader.checks import check_definitions
+
+from conftest import write_stubs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 GRADED = [e for e in EXERCISES if e != "train_model_simple"]
-FULL_MARKS = 55  # their points in grader/checks.toml: 65 - 10 (python -m grader --list)
+FULL_MARKS = sum(c["points"] for e in GRADED for c in check_definitions()[e]["checks"])  # python -m grader --list
 
 
 def solution_text(exercise: str) -> str:
@@ -93,7 +96,7 @@ def build_class(folder: Path, copies: int = 2) -> dict:
     (folder / "crash.py").write_text(single_file(CRASH), encoding="utf-8")
     expect["crash.py"] = {"zero": "plot_losses", "note": "exited with code 3"}
     stub_folder = folder / "stubs"
-    shutil.copytree(ROOT / "exercises", stub_folder / "exercises")
+    write_stubs(stub_folder / "exercises")
     expect["stubs"] = {"total": 0, "note": "not implemented yet"}
     (folder / "latin1.py").write_bytes("# caf\xe9\n".encode("latin-1") + single_file().encode())
     expect["latin1.py"] = {"error": "not UTF-8"}
