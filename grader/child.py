@@ -82,7 +82,7 @@ def not_defined_message(source, module, exercise: str) -> str:
         others = ", ".join(defined)
         return (f"{name} defines no function named {exercise} (it defines {others}): "
                 f"the grader calls the book's name, {exercise}")
-    close = difflib.get_close_matches(exercise, defined, n=1, cutoff=0.75)
+    close = difflib.get_close_matches(exercise, defined, n=1, cutoff=0.6)
     if close:
         return (f"no function named {exercise} is defined ({close[0]} is: "
                 f"the grader calls the book's name, {exercise})")

@@ -49,7 +49,8 @@ def group_lines(ex, cause: str, group, verbose: bool) -> list[str]:
     return lines + [""]
 
 
-MAX_LOG_LINES = 40  # of what an exercise printed, shown with -v
+MAX_LOG_LINES = 40  # of what an exercise printed, shown with -v ...
+MAX_LOG_LINE = 300  # ... and of each line, in characters
 
 
 def _size(count: int) -> str:
@@ -62,12 +63,11 @@ def _size(count: int) -> str:
 
 def printed_lines(ex) -> list[str]:
     """What the exercise's code printed (-v): its first lines, and how much more was cut."""
-    lines = ex.log.rstrip().splitlines()
-    shown = lines[:MAX_LOG_LINES]
+    shown = [line[:MAX_LOG_LINE] for line in ex.log.rstrip().splitlines()[:MAX_LOG_LINES]]
     total = max(ex.log_bytes, len(ex.log.encode("utf-8")))
-    more = total - len("\n".join(shown).encode("utf-8"))
+    more = total - sum(len(line.encode("utf-8")) + 1 for line in shown)
     out = [f"{ex.name}: what your code printed:"] + ["  " + line for line in shown]
-    if more > len(shown):  # more than the line breaks
+    if more > 0:
         out.append(f"  ... {_size(more)} more not shown")
     return out + [""]
 

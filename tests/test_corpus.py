@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from grader import EXERCISES
+from grader.checks import check_definitions
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -413,7 +414,8 @@ def test_cli_syntax_error_grades_0_everywhere_with_the_line(tmp_path):
     done = run_grader("--submission", broken, "--format", "json")
     assert done.returncode == 1, done.stderr
     results = json.loads(done.stdout)
-    assert results["score"] == 0 and results["max_score"] == 65
+    total = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
+    assert results["score"] == 0 and results["max_score"] == total
     assert {t["tags"][0] for t in results["tests"]} == set(EXERCISES)
     assert all("syntax error in broken.py line 21" in t["output"] for t in results["tests"])
 
