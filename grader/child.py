@@ -98,15 +98,15 @@ def stub_problem(fn, exc: NotImplementedError, exercise: str) -> NotImplementedY
         return NotImplementedYet(f"{exercise} still raises NotImplementedError")
     frame = frames[-1]
     where = f"line {frame.lineno}" + cell_of(frame.filename)
-    statements = body_statements(fn)
-    if statements is None or frame.name != fn.__name__:
+    statements = body_statements(fn) if frame.name == fn.__name__ else None
+    first_line = fn.__code__.co_firstlineno
+    raises = [s for s in statements or () if isinstance(s, ast.Raise) and s.lineno + first_line - 1 == frame.lineno]
+    if not raises:  # a raise of the student's own, in a branch or a helper
         return NotImplementedYet(f"{exercise} raised NotImplementedError at {where}",
                                  summary="raises NotImplementedError")
-    first_line = fn.__code__.co_firstlineno
-    raises = [s for s in statements if isinstance(s, ast.Raise) and s.lineno + first_line - 1 == frame.lineno]
-    if len(statements) == 1 and raises:
+    if len(statements) == 1:
         return NotImplementedYet(f"{exercise} still raises NotImplementedError")
-    if raises and statements.index(raises[0]) == 0:
+    if statements.index(raises[0]) == 0:
         return NotImplementedYet(f"the stub's `raise NotImplementedError` is still there, at {where}, and runs "
                                  "before your code: delete that line", summary="the stub's raise is still there")
     return NotImplementedYet(f"the stub's `raise NotImplementedError` is still there, at {where}: your code above "

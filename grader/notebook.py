@@ -290,5 +290,7 @@ def grade_in_notebook(*exercises: str, notebook=None) -> None:
     print(f"Grading {path.name} as saved {_age(time.time() - path.stat().st_mtime)} "
           "(save first if you changed it since) ...", flush=True)
     command = [sys.executable, "-m", "grader", "--submission", str(path), *exercises]
-    result = subprocess.run(command, cwd=KIT_ROOT, capture_output=True, text=True)
-    print(result.stdout + result.stderr, end="")
+    # each line as the grader prints it (the report comes as the exercises finish)
+    with subprocess.Popen(command, cwd=KIT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
