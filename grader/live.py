@@ -17,6 +17,7 @@ Nothing here imports torch; progress comes from runner.grade (``progress=``), wh
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 from .table import header_lines, pending_row, table_row, table_width, total_row
@@ -30,6 +31,11 @@ def is_terminal(out) -> bool:
     return bool(getattr(out, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
+def fits_on_screen(rows: int) -> bool:
+    """Whether the table's rows fit in the terminal: the cursor cannot go back above its top."""
+    return shutil.get_terminal_size().lines > rows + 2
+
+
 class LiveTable:
     """Prints one grading's header and table rows to ``out`` as results come (see the module)."""
 
@@ -40,7 +46,7 @@ class LiveTable:
         self.names = list(exercises)
         self.width = table_width(self.names)
         self.timeout_s = timeout_s
-        self.terminal = is_terminal(out) if terminal is None else terminal
+        self.terminal = is_terminal(out) and fits_on_screen(len(self.names)) if terminal is None else terminal
         self.clock = clock
         self.results: dict[str, object] = dict(known or {})  # exercise -> grading.ExerciseResult
         self.known = list(self.results)  # results from before (--watch): shown at once

@@ -1,6 +1,7 @@
 """The kit's contract: solutions get full marks, untouched stubs get zero, exercises/ is generated."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,15 @@ def test_every_format_the_command_line_offers_is_rendered():
     from grader.report import RENDERERS
 
     assert set(FORMATS) == set(RENDERERS)
+
+
+def test_the_readme_is_the_student_guide_and_links_the_instructor_guide():
+    readme = (KIT / "README.md").read_text(encoding="utf-8")
+    guide = KIT / "docs" / "instructors.md"
+    assert "[docs/instructors.md](docs/instructors.md)" in readme and guide.is_file()
+    for section in ("## Install", "## Grade your work", "### More detail: `-v`", "## Re-grade on every save: `--watch`",
+                    "## Working in Jupyter"):
+        assert section in readme, section
+    for anchor in re.findall(r"\(docs/instructors\.md#([\w-]+)\)", readme):  # links into the guide land
+        titles = re.findall(r"^## (.+)$", guide.read_text(encoding="utf-8"), re.M)
+        assert anchor in {re.sub(r"[^\w\- ]", "", t).strip().lower().replace(" ", "-") for t in titles}, anchor

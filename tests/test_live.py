@@ -142,3 +142,13 @@ def test_the_command_line_prints_each_row_as_it_finishes(tmp_path):
     assert when("still grading token_ids_to_text") < when("token_ids_to_text ") < end + 0.5
     assert "stopped: time limit" in next(line for _, line in arrived if line.startswith("  token_ids_to_text"))
     assert any(line.startswith("  Total") for _, line in arrived)
+
+
+def test_the_header_needs_no_torch():
+    """What runs before the header (parsing the command line, opening the source) imports no torch
+    (~2 s), so the header comes at once."""
+    code = ("import sys, grader.cli, grader.live, grader.options, grader.sources; "
+            "sys.exit('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr or "torch was imported"
