@@ -4,7 +4,7 @@ One batch run (module fixture) grades a small class holding every kind of entry:
 exercises/ folders, single .py files, known mistakes, an endless loop, a crash,
 files the grader cannot take at all. To keep it short (~25 s on 2 free cores) it
 grades every exercise but train_model_simple, the slowest (~3.5 s of CPU a
-submission); a batch of every exercise is what the README's timing measured.
+submission); a batch of every exercise is what docs/instructors.md's timing measured.
 """
 
 from __future__ import annotations
