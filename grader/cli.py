@@ -14,8 +14,8 @@ from pathlib import Path
 from . import EXERCISES
 from .errors import SourceError, UsageError
 from .cpus import available_cpus
-from .options import (add_cell_timeout, cell_timeout, check_exercise_name, device_argument, instructor_lockdown,
-                      jobs_help, selected_exercises, verify_data_files, verify_kit_data)
+from .options import (FORMATS, add_cell_timeout, cell_timeout, check_exercise_name, device_argument,
+                      instructor_lockdown, jobs_help, selected_exercises, verify_data_files, verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -54,9 +54,7 @@ def build_parser():
     p.add_argument("--hint", metavar="EXERCISE", help="print the hints for one exercise")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the scenarios run (default cpu; auto picks cuda when available)")
-    from .report import RENDERERS
-
-    p.add_argument("--format", choices=list(RENDERERS), default="text",
+    p.add_argument("--format", choices=FORMATS, default="text",
                    help="text for people; json is Gradescope's results.json; exercism is Exercism's "
                         "results.json v3 with points; classroom is that with one test per point (GitHub "
                         "Classroom's reporter); junit is JUnit XML")
@@ -183,21 +181,33 @@ def grade_command(argv) -> int:
                          "(on Windows, use WSL)")
     source = open_source(args)
     check_output_path(args.output, source)
+    device = device_argument(args.device)
+    if args.watch:
+        verify_kit_data()
+        from .sandbox import Limits
+        from .watch import watch
+
+        limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
+        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
+    live = None
+    if args.format == "text" and args.output is None:  # the report as it happens (grader/live.py)
+        from .live import LiveTable
+
+        live = LiveTable(sys.stdout, source.label, device, exercises, args.timeout)
+        live.start()  # before torch is imported
     verify_kit_data()
 
-    from .report import RENDERERS
+    from .report import RENDERERS, closing_lines
     from .runner import grade
     from .sandbox import Limits
 
-    device = device_argument(args.device)
     limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
-    if args.watch:
-        from .watch import watch
-
-        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
-    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs,
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs, progress=live,
                    lockdown=instructor_lockdown(args.jobs) if args.fresh_seeds else None)
-    write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
+    if live is not None:
+        live.close(report, closing_lines(report, verbose=args.verbose))
+    else:
+        write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
         print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)
     return 0 if report.full_marks else 1

@@ -283,7 +283,7 @@ def grade_in_notebook(*exercises: str, notebook=None) -> None:
             return
         print(f"Grading the saved file {path.name} (saved {_age(time.time() - path.stat().st_mtime)}), "
               "not this kernel's cells ...", flush=True)
-        print(_run_grader(path.resolve(), exercises), end="")
+        _run_grader(path.resolve(), exercises)
         return
     shell = _ipython_shell()
     if shell is None:
@@ -297,12 +297,14 @@ def grade_in_notebook(*exercises: str, notebook=None) -> None:
         print(snapshot.first_line(exercises), flush=True)
         for line in snapshot.notes:
             print(f"note: {line}")
-        print(_run_grader(snapshot.path, exercises, label="this kernel's cells"), end="")
+        _run_grader(snapshot.path, exercises, label="this kernel's cells")
 
 
-def _run_grader(path: Path, exercises, label: str = "") -> str:
-    """The report of ``python -m grader --submission PATH EXERCISE...`` (stdout and stderr)."""
+def _run_grader(path: Path, exercises, label: str = "") -> None:
+    """Print the report of ``python -m grader --submission PATH EXERCISE...`` (stdout and stderr)
+    as it comes; ``label`` replaces the temporary file's path in it."""
     command = [sys.executable, "-m", "grader", "--submission", str(path), *exercises]
-    result = subprocess.run(command, cwd=KIT_ROOT, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    return output.replace(str(path), label) if label else output
+    # each line as the grader prints it (the report comes as the exercises finish)
+    with subprocess.Popen(command, cwd=KIT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line.replace(str(path), label) if label else line, end="", flush=True)

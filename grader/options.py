@@ -33,8 +33,15 @@ def selected_exercises(names) -> list[str]:
     return [check_exercise_name(n) for n in dict.fromkeys(names)] or list(EXERCISES)
 
 
+# --format values (report.RENDERERS renders them; named here so that parsing the command
+# line imports no torch)
+FORMATS = ("text", "json", "exercism", "junit")
+
+
 def device_argument(name: str) -> str:
     """``--device`` resolved (auto -> cuda or cpu); UsageError for cuda without a GPU."""
+    if name == "cpu":
+        return name  # without importing torch, so that the report's header comes at once
     from .runner import resolve_device
 
     try:

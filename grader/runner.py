@@ -79,7 +79,8 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int | None = None, on_done=None, ctx=None, junitxml=None, lockdown=None) -> Report:
+          parallel: int | None = None, on_done=None, ctx=None, junitxml=None, lockdown=None,
+          progress=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
@@ -88,6 +89,8 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
     ``parallel``: children at once (default: the CPUs this process may use, options.available_cpus).
     ``lockdown`` (``lockdown.prepare(parallel)``): instructor grading (see sandbox.run_isolated).
+    ``progress`` (live.LiveTable, say) gets ``started(exercise)``, ``finished(ExerciseResult)``
+    as each exercise is scored (its checks run as soon as its child has ended) and ``tick()``.
     """
     from .cpus import available_cpus
 
@@ -97,19 +100,33 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     ctx = ctx or prepare_parent(exercises, device, eager=False)
     prepare_source(source, limits, device, lockdown)
     children, tasks = plan(source, exercises, ctx)
+    scored = {}
+
+    def done(exercise, child):
+        explain_import_failures(source, {exercise: child})  # once per child, as it ends
+        if progress is not None:
+            scored[exercise] = score(source.label, [exercise], {exercise: child}, device, 0.0).exercises[0]
+            progress.finished(scored[exercise])
+        if on_done:
+            on_done(exercise, child)
+
+    for exercise, child in children.items():  # known without running: reported at once
+        done(exercise, child)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
-                                 limit_address_space=limit_address_space(device), on_done=on_done, lockdown=lockdown,
+                                 limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
                                  before_fork={"plot_losses": import_pyplot,
                                               "save_checkpoint": import_optimizer_support,
                                               "load_checkpoint": import_optimizer_support,
                                               **{e: ctx.build_model_124m for e in NEEDS_124M}},
-                                 groups={e: import_key(source, e) for e in tasks}))
-    explain_import_failures(source, children)
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml,
-                 notes=source_notes(source))
+                                 groups={e: import_key(source, e) for e in tasks},
+                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+    seconds = time.perf_counter() - start
+    if progress is not None and junitxml is None:
+        return Report([scored[e] for e in exercises], source.label, device, seconds, notes=source_notes(source))
+    return score(source.label, exercises, children, device, seconds, junitxml=junitxml, notes=source_notes(source))
 
 
 def limit_address_space(device: str) -> bool:

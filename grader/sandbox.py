@@ -37,6 +37,7 @@ from . import processes
 
 MAX_RESULT_BYTES = 64 * 2**20
 HEADER = struct.Struct(">Q")  # the report's length in bytes, before the report
+MAX_LOG_BYTES = 20_000  # of what a child printed, sent back (the report says how much more there was)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 # Sent by a child that has loaded the student's code (report_loaded), before its report.
 # A report starts with its 8-byte length, whose first byte is 0 (reports are < 64 MiB): never this.
@@ -62,7 +63,9 @@ class ChildResult:
     message: str = ""
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
-    log: str = ""  # what the child printed (stdout and stderr), truncated
+    log: str = ""  # what the child printed (stdout and stderr): its first MAX_LOG_BYTES
+    log_bytes: int = 0  # how many bytes it printed in all
+    summary: str = ""  # not_implemented: the table's few words (errors.NotImplementedYet.summary)
     loaded: bool = True  # False: it ended before it reported that the student's code was loaded
     shared: bool = False  # not run: the same import failed in another child (run_isolated's groups)
     uses: tuple = ()  # the student's other exercises it called (student release, release_mode.USED)
@@ -119,8 +122,9 @@ def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, 
         torch.set_num_threads(max(1, limits.threads))
         result = work()
         _loaded_fd = None
+        result["log_bytes"] = log.seek(0, os.SEEK_END)
         log.seek(0)
-        result["log"] = log.read(20_000).decode("utf-8", "replace")
+        result["log"] = log.read(MAX_LOG_BYTES).decode("utf-8", "replace")
         _report(write_fd, result)
     except BaseException:
         code = 70
@@ -287,16 +291,21 @@ def _outcome(job: _Job, limits: Limits) -> ChildResult:
         data["status"], outputs=data.get("outputs", {}) if isinstance(data.get("outputs"), dict) else {},
         message=str(data.get("message", "")), seconds=seconds, peak_rss_mb=peak, log=str(data.get("log", "")),
         uses=tuple(str(u) for u in data.get("uses", ()) if isinstance(u, str))[:50],
+        log_bytes=data["log_bytes"] if isinstance(data.get("log_bytes"), int) else 0,
+        summary=str(data.get("summary", "")),
     )
 
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
-                 on_done=None, before_fork=None, lockdown=None, forget_in_child=None, groups=None) -> dict:
+                 on_done=None, before_fork=None, lockdown=None, forget_in_child=None, groups=None,
+                 on_start=None, on_tick=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
     At most ``parallel`` children run at once, started in the order of ``tasks``.
     ``before_fork`` (key -> function) prepares in the parent what that child shares, while
-    earlier children run. ``on_done(key, ChildResult)`` is called as each ends.
+    earlier children run. ``on_start(key)`` is called as each child starts,
+    ``on_done(key, ChildResult)`` as each ends, and ``on_tick()`` every 50 ms or so while
+    any runs (progress displays; never from a thread, since this process forks).
     ``lockdown`` (lockdown.prepare): instructor grading; each child then calls its task's
     ``before_lockdown()`` (if it has one) and enters the sandbox before the task runs, and
     ``forget_in_child(key)`` (if given) drops there what it must not see of the others.
@@ -363,7 +372,11 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 job = _start(key, work, limits, limit_address_space, slots.pop(0), lockdown,
                              (lambda k: lambda: forget(k))(key) if lockdown is not None else None)
                 running[job.fd] = job
+                if on_start:
+                    on_start(key)
             ready, _, _ = select.select(list(running), [], [], 0.05)
+            if on_tick:
+                on_tick()
             for fd in ready:
                 if fd in running and _read(running[fd]):  # (not ended above, with a failed import)
                     finish(running[fd])

@@ -14,7 +14,6 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .child import load_module
 from .errors import LoadError, NotebookError, SourceError
 from .preload import available
 
@@ -36,9 +35,11 @@ class ExercisesDir:
         return self.path / f"{exercise}.py"
 
     def load_module(self, exercise: str):
+        from .child import load_module  # in the grading child: it imports torch
+
         path = self.file_for(exercise)
         if not available(path):  # read already, where a sandboxed child no longer sees it (preload.py)
-            raise LoadError(f"{path} is missing")
+            raise LoadError(missing_file_message(path))
         return load_module(path, f"student_{exercise}")
 
     def static_problem(self, exercise: str) -> str | None:
@@ -58,6 +59,8 @@ class SubmissionFile:
         self.path = Path(self.path).resolve()  # the children run in a temp dir
 
     def load_module(self, exercise: str):
+        from .child import load_module  # in the grading child: it imports torch
+
         return load_module(self.path, "submission")
 
     def static_problem(self, exercise: str) -> str | None:
@@ -117,6 +120,18 @@ class NotebookFile:
 
     def static_problem(self, exercise: str) -> str | None:
         return None  # a failing cell is reported once, by the probe
+
+
+def missing_file_message(path: Path) -> str:
+    """A deleted exercise file, and how to get its stub back."""
+    from .release_mode import is_release
+
+    if is_release():
+        return f"{path} is missing: restore it from the release you were given (git checkout -- {path.name}, say)"
+    if path.parent.resolve() != (KIT_ROOT / "exercises").resolve():
+        return f"{path} is missing: copy the stub from the kit's exercises/ folder"
+    return (f"{path} is missing: `python -m grader make-exercises` writes the stub again "
+            "(it keeps every file you changed)")
 
 
 def open_notebook(path: Path) -> NotebookFile:
@@ -192,9 +207,9 @@ def open_submission(path: Path) -> SubmissionFile | NotebookFile:
     """Check a submitted .py file (or .ipynb notebook) in the parent. Raises SourceError (exit 2)."""
     if Path(path).suffix == ".ipynb":
         return open_notebook(Path(path))
+    if path.suffix != ".py" and not path.is_dir() and path.exists():
+        raise SourceError(f"{path}: expected a .py file or a .ipynb notebook")
     source = read_source(path)
-    if path.suffix != ".py":
-        raise SourceError(f"{path}: expected a .py file")
     missing = missing_imports(source)
     if missing:
         raise SourceError(

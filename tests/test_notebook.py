@@ -230,3 +230,16 @@ def test_a_file_that_is_not_a_notebook_is_a_one_line_error(tmp_path, capsys, con
     assert cli_main(["--submission", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err and err.startswith("python -m grader: error: ")
+
+
+def test_a_leftover_stub_raise_in_a_cell_is_named_with_its_cell_and_line(tmp_path, grading_ctx):
+    nb = build_notebook()
+    at = index_of(nb, "text_to_token_ids")
+    lines = nb.cells[at].source.splitlines()
+    raised = lines.index('    raise NotImplementedError("text_to_token_ids is not implemented yet")')
+    lines[raised:raised] = ['    encoded = tokenizer.encode(text, allowed_special={"<|endoftext|>"})']
+    nb.cells[at].source = "\n".join(lines)
+    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")), ["text_to_token_ids"], ctx=grading_ctx)
+    (ex,) = report.exercises
+    assert ex.status == "not_implemented" and ex.status_line == "the stub's raise is still there"
+    assert f"is still there, at line {raised + 2} of code cell {code_cell_number(nb, at)}: your code" in ex.message
