@@ -24,7 +24,7 @@ from . import EXERCISES
 from .checks import scenarios
 from .errors import LoadError, NotImplementedYet
 from .preload import preload, student_bytes
-from .sandbox import report_loaded
+from .sandbox_child import report_loaded
 
 # Names a student's module may use besides its own exercise; when one exercise is
 # graded they are bound to the reference, so a mistake costs points in one place only.

@@ -35,7 +35,7 @@ def selected_exercises(names) -> list[str]:
 
 # --format values (report.RENDERERS renders them; named here so that parsing the command
 # line imports no torch)
-FORMATS = ("text", "json", "exercism", "junit")
+FORMATS = ("text", "json", "exercism", "junit", "classroom")
 
 
 def device_argument(name: str) -> str:
