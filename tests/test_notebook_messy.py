@@ -20,7 +20,10 @@ import pytest
 from nbformat import v4
 
 from grader import EXERCISES
-from grader.batch import Submission, grade_all, gradebook_row, open_entry
+from grader.batch import grade_all
+from grader.folders import open_any as open_entry
+from grader.gradebook import row as gradebook_row
+from grader.lms import Submission
 from grader.notebook import read_code_cells
 from grader.runner import grade
 from grader.sandbox import Limits
