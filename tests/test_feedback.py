@@ -329,7 +329,7 @@ def test_a_submission_that_is_not_python_says_what_is_expected(tmp_path, capsys)
     notes.write_text("my answers are in the notebook\n")
     assert main(["--submission", str(notes)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "expected a .py file or a .ipynb notebook" in err, err
+    assert err.count("\n") == 1 and "expected a .py, .ipynb or .zip file" in err, err
 
 
 def test_a_deleted_exercise_file_says_how_to_restore_it(tmp_path, grading_ctx, monkeypatch):
