@@ -202,7 +202,11 @@ def corpus_reports(request, grading_ctx, tmp_path_factory):
                 own_limits[key, exercise] = (work, Limits(timeout_s=spec.get("timeout_s", CHILD_TIMEOUT_S),
                                                           memory_mb=spec.get("memory_mb", 2048)))
                 continue
-            code = child_code(corpus_file(*key), exercise) if key[0] != "hostile" else (key, exercise)
+            # a hostile file's attacked exercises run on their own; its other exercises run the same
+            # code as another file's (the book's, mostly) unless its module-level code differs, and a
+            # child is a fresh fork: one run answers for all (the default run: ~400 children -> ~130)
+            attacked = key[0] == "hostile" and (spec["zero"] == "all" or exercise in spec["zero"])
+            code = (key, exercise) if attacked else child_code(corpus_file(*key), exercise)
             if code in first_with:
                 same_code[key, exercise] = first_with[code]
             else:
@@ -262,20 +266,33 @@ def alive(pid: int) -> bool:
 def child_code(path: Path, exercise: str) -> str:
     """What a grading child of ``exercise`` executes from the file at ``path``: its module-level
     statements (but the docstring) and the definitions of the exercise's function and of
-    every function or class of the module it names, transitively."""
+    every function or class of the module it names, transitively. Other exercises' functions
+    are not followed: the grader binds those names to the reference while ``exercise`` is graded.
+    A module-level import of the standard library counts only when the definitions use a name it
+    binds (importing os or itertools changes nothing else)."""
     body = ast.parse(path.read_text(encoding="utf-8")).body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     defs = {node.name: node for node in body if isinstance(node, kinds)}
-    named, todo = set(), [exercise]
+    named, used, todo = set(), set(), [exercise]
     while todo:
         name = todo.pop()
         if name in defs and name not in named:
             named.add(name)
-            todo.extend(node.id for node in ast.walk(defs[name]) if isinstance(node, ast.Name))
-    statements = [ast.dump(node) for node in body if not isinstance(node, kinds)]
+            names = {node.id for node in ast.walk(defs[name]) if isinstance(node, ast.Name)}
+            used |= names
+            todo.extend(n for n in names if n not in EXERCISES or n == exercise)
+    statements = [ast.dump(node) for node in body if not isinstance(node, kinds)
+                  and not (stdlib_import(node) and not {(a.asname or a.name).partition(".")[0]
+                                                        for a in node.names} & used)]
     return repr((statements, sorted(ast.dump(defs[name]) for name in named)))
+
+
+def stdlib_import(node) -> bool:
+    if isinstance(node, ast.Import):
+        return all(a.name.partition(".")[0] in sys.stdlib_module_names for a in node.names)
+    return isinstance(node, ast.ImportFrom) and not node.level and node.module.partition(".")[0] in sys.stdlib_module_names
 
 
 def report_line(ex) -> str:

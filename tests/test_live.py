@@ -112,7 +112,7 @@ def test_the_command_line_prints_each_row_as_it_finishes(tmp_path):
                     encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "grader", "--submission", str(path), "--timeout", "8",
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "--submission", str(path), "--timeout", "15",
                              "text_to_token_ids", "token_ids_to_text"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     arrived = []  # (seconds since start, line)
@@ -138,7 +138,8 @@ def test_the_command_line_prints_each_row_as_it_finishes(tmp_path):
 
     end = arrived[-1][0]
     assert arrived[0][1].startswith("Grading ") and arrived[0][1].endswith(" on cpu")
-    assert when("text_to_token_ids ") < end - 3, arrived  # its row, well before the loop is stopped
+    # its row, well before the loop is stopped (it took up to 9 s at load 6 on 2 cores; the limit is 15 s)
+    assert when("text_to_token_ids ") < end - 3, arrived
     assert when("still grading token_ids_to_text") < when("token_ids_to_text ") < end + 0.5
     assert "stopped: time limit" in next(line for _, line in arrived if line.startswith("  token_ids_to_text"))
     assert any(line.startswith("  Total") for _, line in arrived)
