@@ -72,10 +72,10 @@ def build_parser():
     p.add_argument("--watch", action="store_true",
                    help="keep running: grade again each time an exercise file is saved (Ctrl-C stops)")
     p.add_argument("--fresh-seeds", action="store_true",
-                   help="instructor grading, for grades that count: the student's code cannot reach the kit's "
-                        "own answers and, when the grader runs as root, runs as an unprivileged user of its own "
-                        "(see README, \"Instructor grading\"); it will also draw fresh scenario seeds at "
-                        "grade time")
+                   help="instructor grading, for grades that count: the scenarios' seeds are drawn at grade time "
+                        "and their expected values computed then (~10-25 s more), the student's code cannot "
+                        "reach the kit's own answers and, when the grader runs as root, runs as an unprivileged "
+                        "user of its own (see README, \"Instructor grading\")")
     return p
 
 
@@ -185,7 +185,7 @@ def grade_command(argv) -> int:
     verify_kit_data()
 
     from .report import RENDERERS
-    from .runner import grade
+    from .runner import fresh_seeds_possible, grade
     from .sandbox import Limits
 
     device = device_argument(args.device)
@@ -194,8 +194,11 @@ def grade_command(argv) -> int:
         from .watch import watch
 
         return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
-    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs,
-                   lockdown=instructor_lockdown(args.jobs) if args.fresh_seeds else None)
+    lockdown = instructor_lockdown(args.jobs) if args.fresh_seeds else None
+    if args.fresh_seeds and not fresh_seeds_possible():
+        print("python -m grader: note: the student release has no reference to compute the expected values of "
+              "fresh seeds with: graded on the frozen seeds", file=sys.stderr)
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs, lockdown=lockdown)
     write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
         print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)

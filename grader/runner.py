@@ -42,12 +42,15 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def prepare_parent(exercises, device: str, eager: bool = True):
+def prepare_parent(exercises, device: str, eager: bool = True, instructor: bool = False):
     """Everything the children share, made once: threads, plotting backend, inputs, the 124M model.
 
     ``eager=False`` (one grading run) leaves the 124M model to be built just before the
     first child that needs it, while other children run, and leaves torch's optimizer
     imports to the training child; ``eager=True`` (many sources) pays both once here.
+    ``instructor``: instructor grading: fresh seeds (a salt drawn here, fresh.py) and the 124M
+    model replayed from its recorded outputs (replay.py), except in the student release, which
+    has no reference to compute expected values with (frozen seeds, the real model).
     """
     os.environ["MPLBACKEND"] = "Agg"  # children never open a window, plt.show() never blocks
     import torch
@@ -57,12 +60,25 @@ def prepare_parent(exercises, device: str, eager: bool = True):
         import_pyplot()
     if eager and USES_OPTIMIZER & set(exercises):
         import_optimizer_support()
-    from .context import Context
+    from .context import EXPECTED_DIR, Context
 
-    ctx = Context(device)
+    if instructor and fresh_seeds_possible():
+        from .fresh import draw_salt
+        from .replay import load_replay
+
+        ctx = Context(device, salt=draw_salt(), model_124m=load_replay(EXPECTED_DIR))
+    else:
+        ctx = Context(device)
     if eager and NEEDS_124M & set(exercises):
-        ctx.build_model_124m()  # ~2.5 s once, shared copy-on-write by the children
+        ctx.prepare_model_124m()  # the real one: ~2.5 s once, shared copy-on-write by the children
     return ctx
+
+
+def fresh_seeds_possible() -> bool:
+    """Whether this kit can compute expected values at grade time (not the student release)."""
+    from .release_mode import is_release
+
+    return not is_release()
 
 
 def import_optimizer_support():
@@ -91,23 +107,42 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     """
     from .cpus import available_cpus
 
+    from .fresh import forget
+
     start = time.perf_counter()
     parallel = parallel or available_cpus()
     limits = limits or Limits()
-    ctx = ctx or prepare_parent(exercises, device, eager=False)
+    ctx = ctx or prepare_parent(exercises, device, eager=False, instructor=lockdown is not None)
+    expected = expected_values(exercises, ctx, limits, parallel, device)
     children, tasks = plan(source, exercises, ctx)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
                                  limit_address_space=limit_address_space(device), on_done=on_done, lockdown=lockdown,
-                                 before_fork={"plot_losses": import_pyplot,
-                                              "save_checkpoint": import_optimizer_support,
-                                              "load_checkpoint": import_optimizer_support,
-                                              **{e: ctx.build_model_124m for e in NEEDS_124M}},
+                                 before_fork=shared_before_fork(ctx), forget_in_child=forget(expected),
                                  groups={e: import_key(source, e) for e in tasks}))
     explain_import_failures(source, children)
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
+    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml,
+                 expected=expected)
+
+
+def shared_before_fork(ctx) -> dict:
+    """Exercise -> what the parent prepares, before forking its first child, for it to share."""
+    return {"plot_losses": import_pyplot, "save_checkpoint": import_optimizer_support,
+            "load_checkpoint": import_optimizer_support, **{e: ctx.prepare_model_124m for e in NEEDS_124M}}
+
+
+def expected_values(exercises, ctx, limits: Limits, parallel: int, device: str) -> dict | None:
+    """With fresh seeds (``ctx.salt``), the expected values of this run's seeds (fresh.py), computed
+    in trusted children before any student code runs; else None: the frozen ones (score loads them)."""
+    if ctx.salt is None:
+        return None
+    from .fresh import expected_values as compute
+
+    # the trusted processes of train_model_simple come first: the optimizer's imports once, here
+    before_fork = {**shared_before_fork(ctx), "train_model_simple": import_optimizer_support}
+    return compute(exercises, ctx, limits, parallel, limit_address_space(device), before_fork=before_fork)
 
 
 def limit_address_space(device: str) -> bool:
@@ -147,12 +182,14 @@ def explain_import_failures(source, children: dict) -> None:
             child.message = f"{what}: {child.message}"
 
 
-def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:
-    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent)."""
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None,
+          expected: dict | None = None) -> Report:
+    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
+    ``expected``: exercise -> its expected values (fresh seeds, fresh.py); None: the frozen ones."""
     from .context import load_expected
 
     children = {e: children[e] for e in exercises}
-    expected = {e: load_expected(e) for e in exercises}
+    expected = {e: load_expected(e) for e in exercises} if expected is None else {e: expected[e] for e in exercises}
     checks = run_checks(children, expected, junitxml=junitxml)
     ordered = [
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])

@@ -41,8 +41,8 @@ def default_weights_only() -> bool:
 
 
 def scenario_resume_tiny(fn, ctx):
-    saved_model, saved_optimizer = trained_tiny(ctx, seed=121)
-    model = tiny_model(ctx, seed=122)  # other weights, and a fresh AdamW without state
+    saved_model, saved_optimizer = trained_tiny(ctx, seed=ctx.seed(121))
+    model = tiny_model(ctx, seed=ctx.seed(122))  # other weights, and a fresh AdamW without state
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1)
     calls = []
     with tempfile.TemporaryDirectory(prefix="grader-ckpt-") as folder:
@@ -57,5 +57,5 @@ def scenario_resume_tiny(fn, ctx):
         "optimizer_restored": same_state(optimizer.state_dict(), saved_optimizer.state_dict()),
         "weights_only": bool(weights_only) and all(w is True for w in weights_only),
         # exercise 5.4: two more steps continue the saved run
-        "continued_losses": training_steps(model, optimizer, ctx, seed=123),
+        "continued_losses": training_steps(model, optimizer, ctx, seed=ctx.seed(123)),
     }

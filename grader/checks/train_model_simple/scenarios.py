@@ -32,8 +32,8 @@ def _train(fn, ctx, seed, num_epochs, eval_freq, eval_iter, start_in_eval_mode=F
 
 
 def scenario_tiny_2_epochs(fn, ctx):
-    return _train(fn, ctx, seed=51, num_epochs=2, eval_freq=3, eval_iter=2)
+    return _train(fn, ctx, seed=ctx.seed(51), num_epochs=2, eval_freq=3, eval_iter=2)
 
 
 def scenario_tiny_from_eval_mode(fn, ctx):
-    return _train(fn, ctx, seed=52, num_epochs=1, eval_freq=2, eval_iter=1, start_in_eval_mode=True)
+    return _train(fn, ctx, seed=ctx.seed(52), num_epochs=1, eval_freq=2, eval_iter=1, start_in_eval_mode=True)

@@ -1,0 +1,122 @@
+"""Fresh seeds: under instructor grading the seeded scenarios run on inputs drawn at grade time,
+and their expected outputs are computed then.
+
+The frozen expected values ship with the kit (and with the student release): student code can
+read them, and the seeded inputs they belong to are the same on every run. So under instructor
+grading (``python -m grader --fresh-seeds``, ``grader batch``, the Gradescope bundle) the
+grader's process draws a salt (``draw_salt``), every seed a scenario takes from ``ctx.seed`` is
+derived from it (context.py), and ``expected_values`` computes the outputs those scenarios
+should give: the reference's and every known mistake's (the diagnosis compares the student's
+output with them), on the same context, in trusted processes forked from the grader's before
+any student code runs. A scenario that draws no seed (the book's own inputs: its 2x3 batch on
+the 124M model, 'Every effort moves you', the toy vocabulary) keeps its frozen values: its
+inputs are the frozen ones.
+
+The values computed stay in the grader's process, which compares; every student grading process
+drops them (``forget``, before the student's code is loaded) and cannot read them from disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from .errors import UsageError
+
+REFERENCE = "reference"  # the key of the reference's outputs in a task's report (mistake ids are others)
+TIMEOUT_S = 600.0  # per trusted process: the reference and up to all mistakes of one exercise
+
+
+class FreshSeedsError(UsageError):
+    """The expected values of this run's seeds could not be computed (a grader problem); one line, exit 2."""
+
+
+def draw_salt() -> str:
+    """A salt for one grading run (128 random bits): the seeds derived from it cannot be guessed."""
+    return secrets.token_hex(16)
+
+
+class ExpectedWork:
+    """A trusted process's work (sandbox.run_isolated): ``functions`` of one exercise, the reference
+    (REFERENCE) and known mistakes by id, each on every scenario, with this run's seeds. Reports
+    ``{"functions": {function: {scenario: outputs}}, "drawn": [scenarios that drew a seed]}``."""
+
+    def __init__(self, exercise: str, functions: list[str], ctx):
+        self.exercise, self.functions, self.ctx = exercise, functions, ctx
+
+    def __call__(self) -> dict:
+        import reference
+
+        from .checks import mistakes, scenarios
+        from .child import frozen, run_scenarios
+
+        wrong = mistakes(self.exercise)
+        drawn, outputs = set(), {}
+        for function in self.functions:
+            fn = getattr(reference, self.exercise) if function == REFERENCE else wrong[function]
+            per_scenario = {}
+            for name in scenarios(self.exercise):
+                before = self.ctx.seeds_drawn
+                per_scenario.update(run_scenarios(self.exercise, fn, self.ctx, names=(name,)))
+                if self.ctx.seeds_drawn != before:
+                    drawn.add(name)
+            outputs[function] = frozen(per_scenario)
+        return {"status": "ran", "outputs": {"functions": outputs, "drawn": sorted(drawn)}}
+
+
+def expected_values(exercises, ctx, limits, parallel: int = 1, limit_address_space: bool = True,
+                    before_fork=None) -> dict:
+    """Exercise -> ``{"reference": {scenario: outputs}, "mistakes": {id: {scenario: outputs}}}`` for
+    ``ctx``'s seeds: computed for the scenarios that draw a seed, frozen for the others.
+
+    Runs ``parallel`` trusted processes at once (each exercise's functions split over up to
+    ``parallel`` of them), ``train_model_simple`` first: it costs the most. ``before_fork``
+    (exercise -> function): what to prepare in this process before that exercise's first fork.
+
+    Raises:
+        FreshSeedsError: a trusted process did not report (time limit, crash).
+    """
+    from .context import load_expected
+    from .sandbox import Limits, run_isolated
+
+    frozen_values = {e: load_expected(e) for e in exercises}
+    tasks, prepare = {}, {}
+    for exercise in sorted(exercises, key=lambda e: e != "train_model_simple"):
+        functions = [REFERENCE, *frozen_values[exercise]["mistakes"]]
+        for part in range(min(max(1, parallel), len(functions))):
+            tasks[exercise, part] = ExpectedWork(exercise, functions[part::max(1, parallel)], ctx)
+        if before_fork and exercise in before_fork:
+            prepare[exercise, 0] = before_fork[exercise]
+    trusted = Limits(timeout_s=max(TIMEOUT_S, limits.timeout_s), memory_mb=limits.memory_mb, threads=limits.threads)
+    results = run_isolated(tasks, trusted, parallel=parallel, limit_address_space=limit_address_space,
+                           before_fork=prepare)
+    failed = [f"{exercise}: {result.message}" for (exercise, _), result in results.items() if result.status != "ran"]
+    if failed:
+        raise FreshSeedsError("the expected values of this run's fresh seeds could not be computed ("
+                              + "; ".join(failed) + "): a grader problem, please report it")
+    parts: dict = {}
+    for (exercise, _), result in results.items():
+        parts.setdefault(exercise, []).append(result.outputs)
+    return {e: merged(frozen_values[e], parts[e]) for e in exercises}
+
+
+def merged(frozen_values: dict, parts: list[dict]) -> dict:
+    """The frozen values of one exercise with the scenarios that drew a seed replaced by ``parts``'
+    (ExpectedWork reports)."""
+    drawn = {name for part in parts for name in part["drawn"]}
+    computed = {function: outputs for part in parts for function, outputs in part["functions"].items()}
+
+    def one(function: str, frozen_outputs: dict) -> dict:
+        return {name: computed[function][name] if name in drawn else outputs
+                for name, outputs in frozen_outputs.items()}
+
+    return {"reference": one(REFERENCE, frozen_values["reference"]),
+            "mistakes": {m: one(m, outputs) for m, outputs in frozen_values["mistakes"].items()}}
+
+
+def forget(expected: dict | None):
+    """``forget_in_child`` for a student's grading process: the expected values leave it."""
+    def drop(key=None) -> None:
+        if expected is not None:
+            expected.clear()
+
+    return drop
