@@ -32,7 +32,7 @@ from . import gradebook
 from .cpus import available_cpus
 from .errors import SourceError, UsageError
 from .lms import Submission, apply_roster, find_submissions, flag_duplicates, read_roster
-from .options import device_argument, instructor_lockdown, jobs_help, selected_exercises
+from .options import add_cell_timeout, cell_timeout, device_argument, instructor_lockdown, jobs_help, selected_exercises
 
 TOP_FAILING = 10
 SLOWEST = "train_model_simple"  # ~2.4 s of CPU a submission; the other seven ~0.8 s together
@@ -96,13 +96,21 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
     waiting: dict[int, set] = {}
     tasks, groups = {}, {}  # groups: children that import the same file (a hang there is shared)
 
+    drop_expected = forget(expected)
+
+    def forget_in_child(key=None):  # a grading or probing child: no classmate's report, no expected value
+        drop_expected()
+        for sub in submissions:
+            sub.report = None
+
     def finish(i: int):
         sub = submissions[i]
         results = children.pop(i)
         runner.explain_import_failures(sub.source, results)
         try:
             seconds = sum(r.seconds for r in results.values())
-            sub.report = runner.score(sub.name, exercises, results, device, seconds, expected=expected)
+            sub.report = runner.score(sub.name, exercises, results, device, seconds,
+                                      notes=runner.source_notes(sub.source), expected=expected)
         except Exception as exc:  # a grader bug must not stop the class's batch
             sub.error = f"the grader failed while scoring this submission ({one_line(exc)})"
         if progress:
@@ -112,6 +120,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         if sub.source is None:
             continue
         try:
+            runner.prepare_source(sub.source, limits, device, lockdown, forget_in_child=forget_in_child)
             known, own_tasks = runner.plan(sub.source, exercises, ctx)
         except Exception as exc:
             sub.error = f"the grader could not read this submission ({one_line(exc)})"
@@ -138,13 +147,6 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
             progress.exercise_done()
         if not waiting[i]:
             finish(i)
-
-    drop_expected = forget(expected)
-
-    def forget_in_child(key):  # a grading child forgets the classmates' reports and the expected values
-        drop_expected()
-        for sub in submissions:
-            sub.report = None
 
     run_isolated(tasks, limits, parallel=jobs, limit_address_space=runner.limit_address_space(device),
                  on_done=on_done, groups=groups, lockdown=lockdown, forget_in_child=forget_in_child)
@@ -234,6 +236,7 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="replace an existing gradebook (and reports)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise of a submission, in seconds (default 60)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
@@ -330,6 +333,7 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
     from .sandbox import Limits
 
     device = device_argument(args.device)
+    limits = Limits(args.timeout, args.memory_limit, cell_timeout_s=cell_timeout(args))
     lockdown = instructor_lockdown(args.jobs, hide=[args.folder])  # batch grading is instructor grading
     start = time.perf_counter()
     submissions = open_submissions(args.folder, workdir)
@@ -338,8 +342,7 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
     unmatched = apply_roster(submissions, roster)
     flag_duplicates(submissions)
     ctx = prepare_parent(exercises, device, instructor=True)  # fresh seeds: one draw for the class
-    limits = Limits(args.timeout, args.memory_limit)
-    expected = expected_values(exercises, ctx, limits, args.jobs, device)
+    expected = expected_values(exercises, ctx, limits, args.jobs, device)  # before any student code runs
     gc.collect()
     gc.freeze()  # the shared inputs never die: keep them out of later collections (and copy-on-write pages)
     openable = [s for s in submissions if s.source is not None]

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import __future__
 import ast
+import difflib
 import functools
 import importlib.util
+import inspect
 import operator
 import random
+import re
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from . import EXERCISES
 from .checks import scenarios
 from .errors import LoadError, NotImplementedYet
 from .preload import preload, student_bytes
-from .sandbox import report_loaded
+from .sandbox_child import report_loaded
 
 # Names a student's module may use besides its own exercise; when one exercise is
 # graded they are bound to the reference, so a mistake costs points in one place only.
@@ -118,9 +122,10 @@ def load_student_function(source, exercise: str, release: bool | None = None):
     module = source.load_module(exercise)
     fn = getattr(module, exercise, None)
     if not callable(fn):
-        raise NotImplementedYet(f"{exercise} is not defined")
+        raise NotImplementedYet(not_defined_message(source, module, exercise), summary="not defined")
     if from_the_kit(fn):  # the kit's own answer, imported instead of written: earns nothing
-        raise NotImplementedYet(f"{exercise} is imported from the kit ({fn.__module__}), not written")
+        raise NotImplementedYet(f"{exercise} is imported from the kit ({fn.__module__}), not written",
+                                summary="imported, not written")
     if release:
         bind_own_functions(source, module, exercise)
         return fn
@@ -130,6 +135,77 @@ def load_student_function(source, exercise: str, release: bool | None = None):
         if name != exercise:
             module.__dict__[name] = getattr(reference, name)
     return fn
+
+
+def own_functions(module) -> list[str]:
+    """Names of the functions ``module`` itself defines (not imported), other exercises' names excluded."""
+    return [name for name, value in vars(module).items()
+            if inspect.isfunction(value) and value.__module__ == module.__name__
+            and name not in EXERCISES and not name.startswith("_")]
+
+
+def not_defined_message(source, module, exercise: str) -> str:
+    """Why ``exercise`` is missing, naming what the file defines instead (a renamed function?)."""
+    defined = own_functions(module)
+    if hasattr(source, "file_for"):  # one file per exercise: whatever it defines is the candidate
+        name = source.file_for(exercise).name
+        if not defined:
+            return f"{name} defines no function named {exercise}"
+        others = ", ".join(defined)
+        return (f"{name} defines no function named {exercise} (it defines {others}): "
+                f"the grader calls the book's name, {exercise}")
+    close = difflib.get_close_matches(exercise, defined, n=1, cutoff=0.6)
+    if close:
+        return (f"no function named {exercise} is defined ({close[0]} is: "
+                f"the grader calls the book's name, {exercise})")
+    return f"{exercise} is not defined"
+
+
+def stub_problem(fn, exc: NotImplementedError, exercise: str) -> NotImplementedYet:
+    """What a NotImplementedError from the first scenario means: the untouched stub, the stub's
+    ``raise`` left in with the student's code around it, or a raise somewhere else."""
+    student_file = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == student_file]
+    if not frames:
+        return NotImplementedYet(f"{exercise} still raises NotImplementedError")
+    frame = frames[-1]
+    where = f"line {frame.lineno}" + cell_of(frame.filename)
+    statements = body_statements(fn) if frame.name == fn.__name__ else None
+    first_line = fn.__code__.co_firstlineno
+    raises = [s for s in statements or () if isinstance(s, ast.Raise) and s.lineno + first_line - 1 == frame.lineno]
+    if not raises:  # a raise of the student's own, in a branch or a helper
+        return NotImplementedYet(f"{exercise} raised NotImplementedError at {where}",
+                                 summary="raises NotImplementedError")
+    if len(statements) == 1:
+        return NotImplementedYet(f"{exercise} still raises NotImplementedError")
+    if statements.index(raises[0]) == 0:
+        return NotImplementedYet(f"the stub's `raise NotImplementedError` is still there, at {where}, and runs "
+                                 "before your code: delete that line", summary="the stub's raise is still there")
+    return NotImplementedYet(f"the stub's `raise NotImplementedError` is still there, at {where}: your code above "
+                             "it runs, then it raises; delete that line", summary="the stub's raise is still there")
+
+
+def body_statements(fn) -> list | None:
+    """The statements of ``fn``'s body without its docstring, or None when its source cannot be
+    read. Their line numbers count from the first line of ``inspect.getsource(fn)``, 1."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    body = list(node.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return body
+
+
+def cell_of(filename: str) -> str:
+    """`` of code cell N`` for a notebook cell's pseudo file name (grader/notebook.py), else ""."""
+    found = re.search(r" code cell (\d+)>$", filename)
+    return f" of code cell {found.group(1)}" if found else ""
 
 
 def error_line(exc: BaseException) -> str:
@@ -199,9 +275,9 @@ def run_scenarios(exercise: str, fn, ctx, threads: int | None = None, names=None
         reset_global_state(threads)
         try:
             outputs[name] = plain(scenario(fn, ctx))
-        except NotImplementedError:
+        except NotImplementedError as exc:
             if not outputs:
-                raise NotImplementedYet(f"{exercise} still raises NotImplementedError") from None
+                raise stub_problem(fn, exc, exercise) from None
             outputs[name] = {"__error__": "NotImplementedError", "message": ""}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they cost this scenario only
             outputs[name] = error_record(exc, getattr(getattr(fn, "__code__", None), "co_filename", None))
@@ -279,10 +355,14 @@ def grade_in_child(source, exercise: str, ctx, release: bool | None = None) -> d
         fn = load_student_function(source, exercise, release=release)
         report_loaded()  # from here on, a hang or crash is this exercise's, not the import's
         outputs = run_scenarios(exercise, fn, ctx, threads=threads)
+        explain = getattr(source, "explain", None)  # a notebook: which failed cell a missing name is from
+        for output in outputs.values():
+            if explain and isinstance(output, dict) and "__error__" in output:
+                output["message"] = explain(str(output.get("message", "")))
         from .release_mode import USED  # release mode: the student's own exercises it called
 
         return {"status": "ran", "outputs": outputs, "uses": sorted(USED)}
     except NotImplementedYet as exc:
-        return {"status": "not_implemented", "message": str(exc)}
+        return {"status": "not_implemented", "message": str(exc), "summary": exc.summary}
     except LoadError as exc:
         return {"status": "load_error", "message": str(exc)}

@@ -14,9 +14,8 @@ from pathlib import Path
 from . import EXERCISES
 from .errors import SourceError, UsageError
 from .cpus import available_cpus
-from .options import (check_exercise_name, device_argument, instructor_lockdown, jobs_help, selected_exercises,
-                      verify_data_files,
-                      verify_kit_data)
+from .options import (FORMATS, add_cell_timeout, cell_timeout, check_exercise_name, device_argument,
+                      instructor_lockdown, jobs_help, selected_exercises, verify_data_files, verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -55,15 +54,14 @@ def build_parser():
     p.add_argument("--hint", metavar="EXERCISE", help="print the hints for one exercise")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the scenarios run (default cpu; auto picks cuda when available)")
-    from .report import RENDERERS
-
-    p.add_argument("--format", choices=list(RENDERERS), default="text",
+    p.add_argument("--format", choices=FORMATS, default="text",
                    help="text for people; json is Gradescope's results.json; exercism is Exercism's "
                         "results.json v3 with points; classroom is that with one test per point (GitHub "
                         "Classroom's reporter); junit is JUnit XML")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("exercises graded"))
@@ -173,6 +171,7 @@ def grade_command(argv) -> int:
         args.jobs = available_cpus()
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    cell_limit = cell_timeout(args)
     if args.watch and (args.output is not None or args.format != "text"):
         raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
     if args.watch and args.fresh_seeds:
@@ -182,24 +181,38 @@ def grade_command(argv) -> int:
                          "(on Windows, use WSL)")
     source = open_source(args)
     check_output_path(args.output, source)
-    verify_kit_data()
-
-    from .report import RENDERERS
-    from .runner import fresh_seeds_possible, grade
-    from .sandbox import Limits
-
     device = device_argument(args.device)
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
     if args.watch:
+        verify_kit_data()
+        from .sandbox import Limits
         from .watch import watch
 
+        limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
         return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
-    lockdown = instructor_lockdown(args.jobs) if args.fresh_seeds else None
-    if args.fresh_seeds and not fresh_seeds_possible():
+    from .release_mode import is_release
+
+    if args.fresh_seeds and is_release():  # said before the live table starts
         print("python -m grader: note: the student release has no reference to compute the expected values of "
               "fresh seeds with: graded on the frozen seeds", file=sys.stderr)
-    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs, lockdown=lockdown)
-    write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
+    live = None
+    if args.format == "text" and args.output is None:  # the report as it happens (grader/live.py)
+        from .live import LiveTable
+
+        live = LiveTable(sys.stdout, source.label, device, exercises, args.timeout)
+        live.start()  # before torch is imported
+    verify_kit_data()
+
+    from .report import RENDERERS, closing_lines
+    from .runner import grade
+    from .sandbox import Limits
+
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs, progress=live,
+                   lockdown=instructor_lockdown(args.jobs) if args.fresh_seeds else None)
+    if live is not None:
+        live.close(report, closing_lines(report, verbose=args.verbose))
+    else:
+        write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
         print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)
     return 0 if report.full_marks else 1

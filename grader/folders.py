@@ -193,6 +193,7 @@ def open_any(path: Path, label: str = ""):
         import tempfile
 
         tmp = Path(tempfile.mkdtemp(prefix="grader-zip-"))
+        tmp.chmod(0o755)  # instructor grading reads it as the sandbox's user, not as mkdtemp's owner only
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
         return open_folder(unpack_zip(path, tmp / path.stem), label or str(path))
     if path.is_dir():

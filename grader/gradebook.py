@@ -54,6 +54,7 @@ def row(sub, exercises) -> dict:
            **{e: "0" for e in exercises}, "total": "0"}
     notes = []
     if sub.report is not None:
+        notes += list(getattr(sub.report, "notes", ()))  # said once about the source (a notebook's bad cells)
         for ex in sub.report.exercises:
             out[ex.name] = f"{ex.score:g}"
         out["total"] = f"{sub.report.score:g}"

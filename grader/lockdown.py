@@ -45,7 +45,7 @@ from .processes import libc, processes
 KIT_ROOT = Path(__file__).resolve().parent.parent
 KIT_PACKAGES = ("reference", "grader", "solutions", "exercises")
 # What answers a kit holds, relative to its folder; covered one by one where the folder itself
-# must stay visible (the kit installed into site-packages).
+# must stay visible (the kit pip-installed, its folder among the installed packages).
 ANSWER_PARTS = ("solutions", "reference", "grader", "tests", ".git")
 UID_BASE = 2_100_000_000  # far above any login or container range; lower where the user namespace maps less
 MAX_PROCESSES = 256  # per sandbox user id: threads count too (torch's, DataLoader workers)
@@ -151,7 +151,7 @@ def cover_plan(hide=()) -> dict:
     needed = needed_paths(roots)
     covers, parts = set(hide), set()
     for root in roots:
-        if any(_within(root, path) for path in needed):  # e.g. the kit installed into site-packages
+        if any(_within(root, path) for path in needed):  # e.g. the kit pip-installed with the other packages
             parts |= {os.path.join(root, p) for p in ANSWER_PARTS if os.path.isdir(os.path.join(root, p))}
         else:
             covers.add(root)

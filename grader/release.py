@@ -15,7 +15,7 @@ The release holds:
   copied byte for byte;
 - ``reference/`` with the earlier chapters only: data.py (chapter 2), model.py
   (chapters 3-4) and, from run.py, the loaders of section 5.1.3 (``make_loaders``);
-- ``data/``, a README for students and a pyproject.toml.
+- ``data/``, a README for students, a pyproject.toml and the kit's setup.py.
 
 No solutions/, no reference/pretraining.py. Before the release is moved into
 place, every text file of it is searched for the lines of the solution regions and
@@ -253,6 +253,7 @@ def write_release(dest: Path, log=print) -> None:
     (dest / ".github" / "workflows" / "classroom.yml").write_text(classroom_workflow(), encoding="utf-8")
     (dest / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     (dest / "pyproject.toml").write_text(pyproject(), encoding="utf-8")
+    shutil.copy2(KIT_ROOT / "setup.py", dest / "setup.py")  # what an install holds, data/ included
 
     leaks = leaked_lines(dest, design_texts(), secret_lines(KIT_ROOT, CHAPTER5_REFERENCE, GIVEN_FUNCTIONS))
     if leaks:
@@ -286,6 +287,9 @@ def release_command(argv) -> int:
     out = args.output
     check_destination(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.resolve().parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the release from other users (the grading sandbox's)
     try:
         write_release(tmp)
         if out.is_dir():

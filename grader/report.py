@@ -7,21 +7,107 @@ import json
 import math
 
 from .grading import Report
+from .table import header_lines, points as _points, table_row, table_width, total_row
 
 
-def _points(value: float) -> str:
-    return f"{value:g}"
+def cause_groups(failed) -> list[tuple[str, list]]:
+    """Failed checks grouped by cause, in order of first appearance: ``(likely cause, checks)``.
 
-
-def _same_problem_groups(failed):
-    """Consecutive failed checks with the same message and diagnosis, reported once."""
-    groups = []
+    One group per known mistake (a diagnosis); checks that one error failed join the group of
+    that error's diagnosis, if one of them has it, else form one group; any other failed check
+    is a group of its own message.
+    """
+    error_cause: dict[str, str] = {}
     for check in failed:
-        if groups and (groups[-1][0].message, groups[-1][0].diagnosis) == (check.message, check.diagnosis):
-            groups[-1].append(check)
-        else:
-            groups.append([check])
-    return groups
+        if check.error and check.diagnosis:
+            error_cause.setdefault(check.error, check.diagnosis)
+    groups: dict[tuple, tuple[str, list]] = {}
+    for check in failed:
+        cause = check.diagnosis or error_cause.get(check.error, "")
+        key = ("cause", cause) if cause else ("error", check.error) if check.error else ("message", check.message)
+        groups.setdefault(key, (cause, []))[1].append(check)
+    return list(groups.values())
+
+
+def group_lines(ex, cause: str, group, verbose: bool) -> list[str]:
+    """One cause: each check it fails (with its own message where they differ), then the
+    likely cause and a hint once, under all of them."""
+    first = group[0]
+    same_message = len({c.error or c.message for c in group}) == 1  # one error: its first message says it
+    lines = []
+    for check in group:
+        lines.append(f"{ex.name} [{check.id}]: {check.what}")
+        if not same_message:
+            lines.append(f"  {check.message}")
+    if same_message:
+        lines.append(f"  {first.message}")
+    if cause:
+        lines.append(f"  likely cause: {cause}")
+    hints = list(dict.fromkeys(c.hint for c in group if c.hint)) if verbose else [first.hint]
+    lines.extend(f"  hint: {hint}" for hint in hints)
+    if verbose and first.traceback:
+        lines.extend("  | " + line for line in first.traceback.rstrip().splitlines())
+    return lines + [""]
+
+
+MAX_LOG_LINES = 40  # of what an exercise printed, shown with -v ...
+MAX_LOG_LINE = 300  # ... and of each line, in characters
+
+
+def _size(count: int) -> str:
+    if count >= 10**6:
+        return f"{count / 10**6:.1f} MB"
+    if count >= 10**3:
+        return f"{count / 10**3:.1f} kB"
+    return f"{count} bytes"
+
+
+def printed_lines(ex) -> list[str]:
+    """What the exercise's code printed (-v): its first lines, and how much more was cut."""
+    sent = ex.log.rstrip()  # the child sent the first sandbox.MAX_LOG_BYTES of ex.log_bytes
+    shown = [line[:MAX_LOG_LINE] for line in sent.splitlines()[:MAX_LOG_LINES]]
+    unsent = max(0, ex.log_bytes - len(ex.log.encode("utf-8")))
+    more = unsent + len(sent.encode("utf-8")) - len("\n".join(shown).encode("utf-8"))
+    out = [f"{ex.name}: what your code printed:"] + ["  " + line for line in shown]
+    if more > 0:
+        out.append(f"  ... {_size(more)} more not shown")
+    return out + [""]
+
+
+def exercise_details(ex, verbose: bool = False, report: Report | None = None, said=None) -> list[str]:
+    """What the report says below the table about one exercise. ``said``: the messages said
+    already (one cause that stopped several exercises, a syntax error or an import that hangs,
+    is said once, for all it stopped); ``report`` gives the release's dependency notes."""
+    lines = []
+    if ex.status != "graded":
+        if ex.says_more:  # an untouched stub: the table's "not implemented yet" says it all
+            message = ex.message or ex.status_line
+            stopped = _stopped_by(report).get(message, [ex.name]) if report is not None else [ex.name]
+            if said is None or message not in said:
+                who = "all exercises" if report is not None and len(stopped) == len(report.exercises) > 1 \
+                    else ", ".join(stopped)
+                lines += [f"{who}: {message}", ""]
+                if said is not None:
+                    said.add(message)
+    else:
+        note = report.dependency_note(ex) if report is not None else ""
+        if note:  # said first: the failures below may all come from there
+            lines += [f"{ex.name}: note: {note}", ""]
+        for cause, group in cause_groups([c for c in ex.checks if not c.passed]):
+            lines += group_lines(ex, cause, group, verbose)
+    if verbose and ex.log.strip():
+        lines += printed_lines(ex)
+    return lines
+
+
+def closing_lines(report: Report, verbose: bool = False) -> list[str]:
+    """What follows the table: what is said once about the source (a notebook's failed cells),
+    each exercise's failures and, last, one line of advice."""
+    lines = [f"note: {note}" for note in report.notes] + ([""] if report.notes else [])
+    said: set[str] = set()
+    lines += [line for ex in report.exercises for line in exercise_details(ex, verbose, report, said)]
+    lines.append("All checks passed." if report.full_marks else "Hints for one exercise: python -m grader --hint EXERCISE")
+    return lines
 
 
 def _stopped_by(report: Report) -> dict[str, list[str]]:
@@ -34,50 +120,12 @@ def _stopped_by(report: Report) -> dict[str, list[str]]:
 
 
 def render_text(report: Report, verbose: bool = False) -> str:
-    width = max(len(e.name) for e in report.exercises) if report.exercises else 10
-    lines = [f"Grading {report.source} on {report.device}", ""]
-    for ex in report.exercises:
-        score = f"{_points(ex.score)}/{_points(ex.max_score)}"
-        lines.append(f"  {ex.name:<{width}}  {score:>6}  {ex.status_line}")
-    total = f"{_points(report.score)}/{_points(report.max_score)}"
-    lines += [f"  {'Total':<{width}}  {total:>6}", ""]
-
-    stopped = _stopped_by(report)
-    for ex in report.exercises:
-        if ex.status == "not_implemented" and "imported" not in ex.message:
-            continue  # the table already says "not implemented yet"
-        if ex.status != "graded":  # the message says what stopped it; a check's hint would not help
-            message = ex.message or ex.status_line
-            names = stopped.pop(message, None)
-            if names:  # one cause (a syntax error, an import that hangs) is said once for all it stopped
-                who = "all exercises" if len(names) == len(report.exercises) > 1 else ", ".join(names)
-                lines += [f"{who}: {message}", ""]
-            continue
-        failed = [c for c in ex.checks if not c.passed]
-        note = report.dependency_note(ex)
-        if note:  # said first: the failures below may all come from there
-            lines += [f"{ex.name}: note: {note}", ""]
-        for i, group in enumerate(_same_problem_groups(failed)):
-            for check in group:
-                lines.append(f"{ex.name} [{check.id}]: {check.what}")
-            first = group[0]
-            lines.append(f"  {first.message}")
-            if first.diagnosis:
-                lines.append(f"  likely cause: {first.diagnosis}")
-            if i == 0 or verbose:
-                lines.append(f"  hint: {first.hint}")
-            if verbose and first.traceback:
-                lines.extend("  | " + line for line in first.traceback.rstrip().splitlines())
-            lines.append("")
-        if verbose and failed and ex.log.strip():
-            lines.append(f"{ex.name}: what your code printed:")
-            lines.extend("  " + line for line in ex.log.strip().splitlines()[-40:])
-            lines.append("")
-    if report.full_marks:
-        lines.append("All checks passed.")
-    else:
-        lines.append("Hints for one exercise: python -m grader --hint EXERCISE")
-    return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
+    width = table_width(e.name for e in report.exercises)
+    lines = header_lines(report.source, report.device)
+    lines += [table_row(ex, width) for ex in report.exercises]
+    lines += [total_row(report.score, report.max_score, width), ""]
+    lines += closing_lines(report, verbose)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 GRADESCOPE_VISIBILITY = "visible"  # students see their tests as soon as they submit (practice feedback)
@@ -111,7 +159,8 @@ def gradescope_results(report: Report, visibility: str = GRADESCOPE_VISIBILITY,
     return {
         "score": report.score,
         "execution_time": round(report.seconds, 2),
-        "output": f"{_points(report.score)}/{_points(report.max_score)} points",
+        "output": "\n".join([f"{_points(report.score)}/{_points(report.max_score)} points",
+                             *(f"note: {note}" for note in report.notes)]),
         "visibility": visibility,
         "stdout_visibility": stdout_visibility,
         "tests": tests,

@@ -95,7 +95,8 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int | None = None, on_done=None, ctx=None, junitxml=None, lockdown=None) -> Report:
+          parallel: int | None = None, on_done=None, ctx=None, junitxml=None, lockdown=None,
+          progress=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
@@ -104,6 +105,8 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
     ``parallel``: children at once (default: the CPUs this process may use, options.available_cpus).
     ``lockdown`` (``lockdown.prepare(parallel)``): instructor grading (see sandbox.run_isolated).
+    ``progress`` (live.LiveTable, say) gets ``started(exercise)``, ``finished(ExerciseResult)``
+    as each exercise is scored (its checks run as soon as its child has ended) and ``tick()``.
     """
     from .cpus import available_cpus
 
@@ -114,16 +117,34 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False, instructor=lockdown is not None)
     expected = expected_values(exercises, ctx, limits, parallel, device)
+    forget_expected = forget(expected)
+    prepare_source(source, limits, device, lockdown, forget_in_child=forget_expected)
     children, tasks = plan(source, exercises, ctx)
+    scored = {}
+
+    def done(exercise, child):
+        explain_import_failures(source, {exercise: child})  # once per child, as it ends
+        if progress is not None:
+            scored[exercise] = score(source.label, [exercise], {exercise: child}, device, 0.0,
+                                     expected=expected).exercises[0]
+            progress.finished(scored[exercise])
+        if on_done:
+            on_done(exercise, child)
+
+    for exercise, child in children.items():  # known without running: reported at once
+        done(exercise, child)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
-                                 limit_address_space=limit_address_space(device), on_done=on_done, lockdown=lockdown,
-                                 before_fork=shared_before_fork(ctx), forget_in_child=forget(expected),
-                                 groups={e: import_key(source, e) for e in tasks}))
-    explain_import_failures(source, children)
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml,
+                                 limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
+                                 before_fork=shared_before_fork(ctx), forget_in_child=forget_expected,
+                                 groups={e: import_key(source, e) for e in tasks},
+                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+    seconds = time.perf_counter() - start
+    if progress is not None and junitxml is None:
+        return Report([scored[e] for e in exercises], source.label, device, seconds, notes=source_notes(source))
+    return score(source.label, exercises, children, device, seconds, junitxml=junitxml, notes=source_notes(source),
                  expected=expected)
 
 
@@ -147,6 +168,23 @@ def expected_values(exercises, ctx, limits: Limits, parallel: int, device: str) 
 
 def limit_address_space(device: str) -> bool:
     return device == "cpu" and sys.platform.startswith("linux")
+
+
+def prepare_source(source, limits: Limits, device: str, lockdown=None, forget_in_child=None) -> None:
+    """What a source needs before its exercises are graded: a notebook runs its cells once in a
+    probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
+    probing child runs as the grading children do (run_isolated, with the same arguments and,
+    under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops)."""
+    probe = getattr(source, "probe", None)
+    if probe is not None:
+        probe(limits, lambda tasks, child_limits: run_isolated(
+            tasks, child_limits, limit_address_space=limit_address_space(device), lockdown=lockdown,
+            forget_in_child=forget_in_child))
+
+
+def source_notes(source) -> list[str]:
+    """What the report says once about a source (a notebook's failed cells, lines left out)."""
+    return list(getattr(source, "notes", []))
 
 
 def plan(source, exercises, ctx) -> tuple[dict, dict]:
@@ -179,13 +217,15 @@ def explain_import_failures(source, children: dict) -> None:
         if not child.loaded and child.status in ABNORMAL:
             path = Path(import_key(source, exercise))
             what = f"running the code cells of {path.name}" if path.suffix == ".ipynb" else f"importing {path.name}"
-            child.message = f"{what}: {child.message}"
+            if not child.message.startswith(f"{what}: "):  # a group's shared failure is told once
+                child.message = f"{what}: {child.message}"
 
 
-def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None,
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=(),
           expected: dict | None = None) -> Report:
     """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
-    ``expected``: exercise -> its expected values (fresh seeds, fresh.py); None: the frozen ones."""
+    ``notes``: what the report says once about the source (source_notes). ``expected``: exercise ->
+    its expected values (fresh seeds, fresh.py); None: the frozen ones."""
     from .context import load_expected
 
     children = {e: children[e] for e in exercises}
@@ -195,4 +235,4 @@ def score(label: str, exercises, children: dict, device: str, seconds: float, ju
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])
         for e in exercises
     ]
-    return Report(ordered, label, device, seconds)
+    return Report(ordered, label, device, seconds, notes=list(notes))

@@ -21,11 +21,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import resource
 import select
 import shutil
 import signal
-import struct
 import sys
 import tempfile
 import time
@@ -34,15 +32,11 @@ from dataclasses import dataclass, field
 import torch
 
 from . import processes
+from .sandbox_child import HEADER, LOADED, MAX_LOG_BYTES, child_main  # noqa: F401 (MAX_LOG_BYTES: the sandbox's)
 
 MAX_RESULT_BYTES = 64 * 2**20
-HEADER = struct.Struct(">Q")  # the report's length in bytes, before the report
 PAGE = os.sysconf("SC_PAGE_SIZE")
-# Sent by a child that has loaded the student's code (report_loaded), before its report.
-# A report starts with its 8-byte length, whose first byte is 0 (reports are < 64 MiB): never this.
-LOADED = b"\x01"
 ABNORMAL = ("timeout", "memory", "crashed")  # ended by the parent or by a crash, not by its own report
-_loaded_fd = None  # in a child: where report_loaded writes
 
 
 @dataclass
@@ -50,6 +44,7 @@ class Limits:
     timeout_s: float = 60.0
     memory_mb: int = 2048  # above what the parent process already uses
     threads: int = 1
+    cell_timeout_s: float = 0.0  # per notebook cell, when a notebook's cells are probed (probe.py); 0: timeout_s
 
 
 @dataclass
@@ -61,19 +56,12 @@ class ChildResult:
     message: str = ""
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
-    log: str = ""  # what the child printed (stdout and stderr), truncated
+    log: str = ""  # what the child printed (stdout and stderr): its first MAX_LOG_BYTES
+    log_bytes: int = 0  # how many bytes it printed in all
+    summary: str = ""  # not_implemented: the table's few words (errors.NotImplementedYet.summary)
     loaded: bool = True  # False: it ended before it reported that the student's code was loaded
     shared: bool = False  # not run: the same import failed in another child (run_isolated's groups)
     uses: tuple = ()  # the student's other exercises it called (student release, release_mode.USED)
-
-
-def report_loaded() -> None:
-    """Tell the parent, from a child, that the student's code is imported: a time limit,
-    crash or memory limit from now on is this child's own, not the import's (see groups)."""
-    global _loaded_fd
-    if _loaded_fd is not None:
-        os.write(_loaded_fd, LOADED)
-        _loaded_fd = None
 
 
 def _rss_bytes(pid: int) -> int:
@@ -82,77 +70,6 @@ def _rss_bytes(pid: int) -> int:
             return int(f.read().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
-
-
-def _vm_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * PAGE
-
-
-def _child_main(work, write_fd: int, limits: Limits, limit_address_space: bool, workdir: str,
-                lockdown=None, slot: int = 0, forget=None) -> None:
-    """Body of a forked child. Never returns."""
-    global _loaded_fd
-    code = 0
-    _loaded_fd = write_fd
-    try:
-        os.setpgid(0, 0)  # its own process group: killing it kills its DataLoader workers too
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        log = tempfile.TemporaryFile()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log.fileno(), 1)  # student prints (and C-level output) never reach the report
-        os.dup2(log.fileno(), 2)
-        sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
-        sys.stderr = sys.stdout
-        if lockdown is not None:
-            problem = _enter_lockdown(work, lockdown, slot, workdir, forget)
-            if problem:
-                _report(write_fd, {"status": "crashed", "message": problem})
-                return
-        os.chdir(workdir)  # files a student writes land here, not in the kit or their folder
-        if limit_address_space:
-            limit = _vm_bytes() + limits.memory_mb * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        torch.set_num_threads(max(1, limits.threads))
-        result = work()
-        _loaded_fd = None
-        log.seek(0)
-        result["log"] = log.read(20_000).decode("utf-8", "replace")
-        _report(write_fd, result)
-    except BaseException:
-        code = 70
-    finally:
-        os._exit(code)
-
-
-def _enter_lockdown(work, lockdown, slot: int, workdir: str, forget) -> str:
-    """Instructor grading, in the child: forget the other children's data, hide the kit's answers,
-    enter the sandbox. Returns "" or why the child must not run student code (one line)."""
-    from .answers import AnswerStillReachable
-    from .lockdown import LockdownError, enter
-
-    try:
-        if forget is not None:
-            forget()
-        prepare = getattr(work, "before_lockdown", None)
-        if prepare is not None:
-            prepare()
-        enter(lockdown, slot, workdir)
-    except (LockdownError, AnswerStillReachable, OSError) as exc:
-        return f"the grading sandbox could not be set up ({exc}); a grader problem: please report it"
-    return ""
-
-
-def _report(write_fd: int, result: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(result, buffer)
-    payload = buffer.getvalue()
-    view = memoryview(HEADER.pack(len(payload)) + payload)
-    while view:
-        written = os.write(write_fd, view[:1 << 20])
-        view = view[written:]
 
 
 @dataclass
@@ -204,7 +121,7 @@ def _start(key: str, work, limits: Limits, limit_address_space: bool, slot: int,
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child_main(work, write_fd, limits, limit_address_space, workdir, lockdown, slot, forget)
+        child_main(work, write_fd, limits, limit_address_space, workdir, lockdown, slot, forget)
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     return _Job(key, pid, read_fd, time.perf_counter(), base_rss, workdir=workdir, slot=slot)
@@ -286,16 +203,21 @@ def _outcome(job: _Job, limits: Limits) -> ChildResult:
         data["status"], outputs=data.get("outputs", {}) if isinstance(data.get("outputs"), dict) else {},
         message=str(data.get("message", "")), seconds=seconds, peak_rss_mb=peak, log=str(data.get("log", "")),
         uses=tuple(str(u) for u in data.get("uses", ()) if isinstance(u, str))[:50],
+        log_bytes=data["log_bytes"] if isinstance(data.get("log_bytes"), int) else 0,
+        summary=str(data.get("summary", "")),
     )
 
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
-                 on_done=None, before_fork=None, lockdown=None, forget_in_child=None, groups=None) -> dict:
+                 on_done=None, before_fork=None, lockdown=None, forget_in_child=None, groups=None,
+                 on_start=None, on_tick=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
     At most ``parallel`` children run at once, started in the order of ``tasks``.
     ``before_fork`` (key -> function) prepares in the parent what that child shares, while
-    earlier children run. ``on_done(key, ChildResult)`` is called as each ends.
+    earlier children run. ``on_start(key)`` is called as each child starts,
+    ``on_done(key, ChildResult)`` as each ends, and ``on_tick()`` every 50 ms or so while
+    any runs (progress displays; never from a thread, since this process forks).
     ``lockdown`` (lockdown.prepare): instructor grading; each child then calls its task's
     ``before_lockdown()`` (if it has one) and enters the sandbox before the task runs, and
     ``forget_in_child(key)`` (if given) drops there what it must not see of the others.
@@ -362,7 +284,11 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 job = _start(key, work, limits, limit_address_space, slots.pop(0), lockdown,
                              (lambda k: lambda: forget(k))(key) if lockdown is not None else None)
                 running[job.fd] = job
+                if on_start:
+                    on_start(key)
             ready, _, _ = select.select(list(running), [], [], 0.05)
+            if on_tick:
+                on_tick()
             for fd in ready:
                 if fd in running and _read(running[fd]):  # (not ended above, with a failed import)
                     finish(running[fd])

@@ -5,7 +5,7 @@ exercises/ folders, single .py files, known mistakes, an endless loop, a crash,
 files the grader cannot take at all, a coding line, exercise files concatenated verbatim,
 an LMS export's files of one student (Canvas names) with a duplicate, a zipped folder. To keep it short (~25 s on 2 free cores) it
 grades every exercise but train_model_simple, the slowest (~3.5 s of CPU a
-submission); a batch of every exercise is what the README's timing measured.
+submission); a batch of every exercise is what docs/instructors.md's timing measured.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import pytest
 
 from grader import EXERCISES
 from grader.checks import check_definitions
+
+from conftest import write_stubs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -95,7 +97,7 @@ def build_class(folder: Path, copies: int = 2) -> dict:
     (folder / "crash.py").write_text(single_file(CRASH), encoding="utf-8")
     expect["crash.py"] = {"zero": "plot_losses", "note": "exited with code 3"}
     stub_folder = folder / "stubs"
-    shutil.copytree(ROOT / "exercises", stub_folder / "exercises")
+    write_stubs(stub_folder / "exercises")
     expect["stubs"] = {"total": 0, "note": "not implemented yet"}
     (folder / "latin1.py").write_bytes("# caf\xe9\n".encode("latin-1") + single_file().encode())
     expect["latin1.py"] = {"error": "not UTF-8"}

@@ -432,7 +432,10 @@ def grader_attacks(tmp_path_factory):
             os.killpg(process.pid, signal.SIGKILL)  # stopped (SIGSTOP) or hung: end it, and fail
             process.communicate()
             pytest.fail("python -m grader batch did not finish: a hostile file stopped the grader")
-    rows = {row["submission"]: row for row in csv.DictReader(gradebook.open(encoding="utf-8"))}
+    from grader.gradebook import POINTS_POSSIBLE
+
+    rows = {row["submission"]: row for row in csv.DictReader(gradebook.open(encoding="utf-8"))
+            if row["submission"] != POINTS_POSSIBLE}  # the row an LMS reads the maximum from
     texts = {name: (reports / f"{name}.py.txt").read_text(encoding="utf-8") for name in GRADER_ATTACKS}
     return {"returncode": process.returncode, "stdout": out, "stderr": err, "folder": folder, "base": base,
             "rows": rows, "texts": texts, "markers": markers, "kit_files": kit_files}
@@ -560,9 +563,12 @@ def test_cli_json_output_replaces_a_fake_results_file(tmp_path):
                       "text_to_token_ids", "token_ids_to_text")
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
-    assert done.stderr.strip().splitlines() == [f"6/12 points; report written to {output}"]
+    # text_to_token_ids earns its points, token_ids_to_text's fake results none
+    got = sum(c["points"] for c in check_definitions()["text_to_token_ids"]["checks"])
+    total = got + sum(c["points"] for c in check_definitions()["token_ids_to_text"]["checks"])
+    assert done.stderr.strip().splitlines() == [f"{got}/{total} points; report written to {output}"]
     results = json.loads(output.read_text(encoding="utf-8"))
-    assert (results["score"], sum(t["max_score"] for t in results["tests"])) == (6, 12)
+    assert (results["score"], sum(t["max_score"] for t in results["tests"])) == (got, total)
     assert {t["name"].split(":")[0] for t in results["tests"]} == {"text_to_token_ids", "token_ids_to_text"}
     assert all(t["score"] == 0 for t in results["tests"] if t["tags"] == ["token_ids_to_text"])
     assert sorted(os.listdir(tmp_path)) == ["results.json", submission.name]

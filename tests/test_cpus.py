@@ -67,7 +67,7 @@ def test_grade_command_defaults_jobs_to_the_available_cpus(monkeypatch, capsys):
 
     seen = {}
 
-    def fake_grade(source, exercises, device, limits, parallel):
+    def fake_grade(source, exercises, device, limits, parallel, **_):
         seen["parallel"] = parallel
         return Report([], "x", device)
 

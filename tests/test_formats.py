@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from grader import EXERCISES
+from grader.generate import generated_files
 from grader.report import (EXERCISM_OUTPUT_LIMIT, EXERCISM_TRUNCATED, RENDERERS, _exercism_output,
                            exercism_results)
 from grader.runner import grade
@@ -52,7 +53,7 @@ def mixed_folder(tmp_path_factory):
     (folder / "text_to_token_ids.py").write_text((solutions / "text_to_token_ids.py").read_text(encoding="utf-8"))
     (folder / "token_ids_to_text.py").write_text(WRONG_DECODE)
     (folder / "manual_cross_entropy.py").write_text("def manual_cross_entropy(logits, targets)\n    pass\n")
-    (folder / "calc_loss_batch.py").write_text((ROOT / "exercises" / "calc_loss_batch.py").read_text(encoding="utf-8"))
+    (folder / "calc_loss_batch.py").write_text(generated_files()["calc_loss_batch.py"], encoding="utf-8")  # the stub
     return folder
 
 

@@ -100,6 +100,10 @@ def test_release_layout(release):
     for gone in ("reference/pretraining.py", "reference/__main__.py",
                  "grader/expected.py", "grader/generate.py", "grader/release.py"):
         assert gone not in files
+    umask = os.umask(0)
+    os.umask(umask)
+    # as a folder made here is (0755 under umask 022): not mkdtemp's 0700, which other users cannot enter
+    assert release.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_expected_values_are_the_kits_byte_for_byte(release):
@@ -246,7 +250,10 @@ def test_the_notebook_is_graded_in_the_release(release, tmp_path):
     nbformat.write(build_notebook(with_solutions=True), str(path))
     proc = run_grader("--submission", str(path), "text_to_token_ids", "token_ids_to_text", cwd=release)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"Total\s+12/12", proc.stdout), proc.stdout
+    from grader.gradebook import max_points
+
+    full = max_points(["text_to_token_ids", "token_ids_to_text"])["total"]
+    assert re.search(rf"Total\s+{full}/{full}", proc.stdout), proc.stdout
 
 
 def test_given_code_in_the_release_calls_the_callers_own_exercises(release):
