@@ -102,6 +102,9 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         drop_expected()
         for sub in submissions:
             sub.report = None
+        # and no classmate's scoring left as cyclic garbage (its messages quote this draw's expected
+        # values); cheap: the shared inputs are frozen out of collections (gc.freeze in grade_class)
+        gc.collect()
 
     def finish(i: int):
         sub = submissions[i]

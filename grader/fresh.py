@@ -114,9 +114,24 @@ def merged(frozen_values: dict, parts: list[dict]) -> dict:
 
 
 def forget(expected: dict | None):
-    """``forget_in_child`` for a student's grading process: the expected values leave it."""
+    """``forget_in_child`` for a student's grading process: the expected values leave it.
+
+    Every dict and list of ``expected`` is emptied, not only the outer one: the grader's earlier
+    scoring (a pytest run's Grading, cyclic garbage not yet collected) may still point at the
+    inner ones, and student code can reach anything alive with the garbage collector."""
     def drop(key=None) -> None:
         if expected is not None:
-            expected.clear()
+            _empty(expected)
 
     return drop
+
+
+def _empty(value) -> None:
+    if isinstance(value, dict):
+        for inner in value.values():
+            _empty(inner)
+        value.clear()
+    elif isinstance(value, list):
+        for inner in value:
+            _empty(inner)
+        value.clear()
