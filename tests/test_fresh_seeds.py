@@ -26,7 +26,7 @@ import torch
 from grader.checks import check_definitions
 from grader.compare import run_comparator
 from grader.context import derived_seed, load_expected
-from grader.grading import is_value_check, scenario_output
+from grader.grading import scenario_output
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -225,10 +225,12 @@ def test_returning_the_frozen_values_earns_nothing_under_fresh_seeds(fresh, froz
     ctx, expected = fresh
     report = grade(frozen_answers, ctx, expected, lockdown=Lockdown())
     assert passed(report) & set(changed_checks(expected)) == set()
-    definitions = {(e, c["id"]): c for e in EXERCISES_HERE for c in check_definitions()[e]["checks"]}
-    for ex in report.exercises:  # nor is a known mistake named from values (a property check's sentence may be)
-        assert not any(c.diagnosis for c in ex.checks if not c.passed and is_value_check(definitions[ex.name, c.id])), \
-            ex.name
+    changed = set(changed_checks(expected))
+    # nor do they match a known mistake's outputs on the fresh inputs (a property check, such as
+    # calc_loss_batch's graph, may still name the mistake that has the same property)
+    named = [(ex.name, c.id, c.diagnosis) for ex in report.exercises for c in ex.checks
+             if not c.passed and c.diagnosis and (ex.name, c.id) in changed]
+    assert named == []
 
 
 def test_a_grading_process_that_kept_the_expected_values_would_give_them_away(fresh, frozen_answers):
