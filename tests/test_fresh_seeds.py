@@ -258,3 +258,55 @@ def test_forget_frees_the_expected_values_in_a_child():
     child = run_isolated({"x": work}, Limits(timeout_s=60), lockdown=Lockdown(), forget_in_child=forget(expected))["x"]
     assert child.outputs == {"alive": False, "left": 0}
     assert ref() is not None and len(expected) == 1  # this process keeps them
+
+
+# --------------------------------------------------------------------------- the replayed 124M model
+
+
+@pytest.fixture(scope="module")
+def replay():
+    from grader.context import EXPECTED_DIR
+    from grader.replay import load_replay
+
+    return load_replay(EXPECTED_DIR)
+
+
+def test_the_replay_gives_the_books_logits_row_by_row_and_in_any_order(replay):
+    from grader.checks.common import BOOK_INPUTS
+    from grader.context import load_fixtures
+
+    book = load_fixtures()["book_logits"]  # the real model's, frozen by regen
+    ids = torch.tensor(BOOK_INPUTS)
+    # bit for bit for the recorded batch; rows computed in another batch within 1e-5 (measured: ~1e-6)
+    assert torch.equal(replay(ids), book)
+    torch.testing.assert_close(replay(ids.flip(0)), book.flip(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(replay(ids[1:]), book[1:], rtol=0, atol=1e-5)
+    assert replay(ids).shape == (2, 3, 50257) and replay(ids).dtype == torch.float32
+
+
+def test_the_replay_refuses_an_input_it_has_no_recording_of_in_one_line(replay):
+    from grader.checks.common import BOOK_INPUTS
+    from grader.replay import AttributeOfReplay, UnrecordedInput
+
+    with pytest.raises(UnrecordedInput, match="no recording|has none") as info:
+        replay(torch.tensor(BOOK_INPUTS) + 1)
+    assert "\n" not in str(info.value)
+    with pytest.raises(UnrecordedInput):
+        replay(torch.zeros(2, 3))  # floats, not token ids
+    with pytest.raises(AttributeOfReplay, match="context_size"):
+        replay.pos_emb  # noqa: B018 (an attribute of the real model)
+
+
+def test_a_check_that_feeds_the_replay_another_input_fails_saying_so(replay):
+    """calc_loss_batch's book scenario with code that shifts the ids: the scenario records the error."""
+    from grader.child import run_scenarios
+    from grader.context import Context
+
+    ctx = Context("cpu", model_124m=replay)
+
+    def shifted(input_batch, target_batch, model, device):
+        logits = model((input_batch + 1) % 50257)
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
+
+    outputs = run_scenarios("calc_loss_batch", shifted, ctx, names=("book_124m",))["book_124m"]
+    assert outputs["__error__"] == "UnrecordedInput" and "replayed from recorded outputs" in outputs["message"]
