@@ -64,26 +64,50 @@ class ExpectedWork:
 
 
 def expected_values(exercises, ctx, limits, parallel: int = 1, limit_address_space: bool = True,
-                    before_fork=None) -> dict:
+                    before_fork=None, mistakes: bool = True) -> dict:
     """Exercise -> ``{"reference": {scenario: outputs}, "mistakes": {id: {scenario: outputs}}}`` for
     ``ctx``'s seeds: computed for the scenarios that draw a seed, frozen for the others.
 
-    Runs ``parallel`` trusted processes at once (each exercise's functions split over up to
-    ``parallel`` of them), ``train_model_simple`` first: it costs the most. ``before_fork``
-    (exercise -> function): what to prepare in this process before that exercise's first fork.
+    ``mistakes=False``: the reference's only, and no mistakes (``{}``: no diagnosis) until
+    ``add_mistakes``: a run that grades one source needs them only where a check failed, and
+    train_model_simple's cost ~8 s of CPU each. Runs ``parallel`` trusted processes at once (each
+    exercise's functions split over up to ``parallel`` of them), ``train_model_simple`` first: it
+    costs the most. ``before_fork`` (exercise -> function): what to prepare in this process before
+    that exercise's first fork.
 
     Raises:
         FreshSeedsError: a trusted process did not report (time limit, crash).
     """
     from .context import load_expected
-    from .sandbox import Limits, run_isolated
 
     frozen_values = {e: load_expected(e) for e in exercises}
+    functions = {e: [REFERENCE, *(frozen_values[e]["mistakes"] if mistakes else [])] for e in exercises}
+    parts = _compute(functions, ctx, limits, parallel, limit_address_space, before_fork)
+    return {e: merged(frozen_values[e], parts[e]) for e in exercises}
+
+
+def add_mistakes(expected: dict, exercises, ctx, limits, parallel: int = 1, limit_address_space: bool = True,
+                 before_fork=None) -> None:
+    """Fill in the known mistakes' outputs of ``exercises`` in ``expected`` (from
+    ``expected_values(..., mistakes=False)``), on the same seeds. Raises FreshSeedsError."""
+    from .context import load_expected
+
+    frozen_values = {e: load_expected(e) for e in exercises}
+    functions = {e: list(frozen_values[e]["mistakes"]) for e in exercises if frozen_values[e]["mistakes"]}
+    parts = _compute(functions, ctx, limits, parallel, limit_address_space, before_fork)
+    for exercise in functions:
+        expected[exercise]["mistakes"] = merged(frozen_values[exercise], parts[exercise])["mistakes"]
+
+
+def _compute(functions: dict, ctx, limits, parallel, limit_address_space, before_fork) -> dict:
+    """Exercise -> its ExpectedWork reports, ``functions[exercise]`` run in trusted processes."""
+    from .sandbox import Limits, run_isolated
+
     tasks, prepare = {}, {}
-    for exercise in sorted(exercises, key=lambda e: e != "train_model_simple"):
-        functions = [REFERENCE, *frozen_values[exercise]["mistakes"]]
-        for part in range(min(max(1, parallel), len(functions))):
-            tasks[exercise, part] = ExpectedWork(exercise, functions[part::max(1, parallel)], ctx)
+    for exercise in sorted(functions, key=lambda e: e != "train_model_simple"):
+        names = functions[exercise]
+        for part in range(min(max(1, parallel), len(names))):
+            tasks[exercise, part] = ExpectedWork(exercise, names[part::max(1, parallel)], ctx)
         if before_fork and exercise in before_fork:
             prepare[exercise, 0] = before_fork[exercise]
     trusted = Limits(timeout_s=max(TIMEOUT_S, limits.timeout_s), memory_mb=limits.memory_mb, threads=limits.threads)
@@ -96,12 +120,12 @@ def expected_values(exercises, ctx, limits, parallel: int = 1, limit_address_spa
     parts: dict = {}
     for (exercise, _), result in results.items():
         parts.setdefault(exercise, []).append(result.outputs)
-    return {e: merged(frozen_values[e], parts[e]) for e in exercises}
+    return parts
 
 
 def merged(frozen_values: dict, parts: list[dict]) -> dict:
     """The frozen values of one exercise with the scenarios that drew a seed replaced by ``parts``'
-    (ExpectedWork reports)."""
+    (ExpectedWork reports); of the functions ``parts`` ran only (``reference`` None if not run)."""
     drawn = {name for part in parts for name in part["drawn"]}
     computed = {function: outputs for part in parts for function, outputs in part["functions"].items()}
 
@@ -109,8 +133,8 @@ def merged(frozen_values: dict, parts: list[dict]) -> dict:
         return {name: computed[function][name] if name in drawn else outputs
                 for name, outputs in frozen_outputs.items()}
 
-    return {"reference": one(REFERENCE, frozen_values["reference"]),
-            "mistakes": {m: one(m, outputs) for m, outputs in frozen_values["mistakes"].items()}}
+    return {"reference": one(REFERENCE, frozen_values["reference"]) if REFERENCE in computed else None,
+            "mistakes": {m: one(m, outputs) for m, outputs in frozen_values["mistakes"].items() if m in computed}}
 
 
 def forget(expected: dict | None):

@@ -116,7 +116,7 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     parallel = parallel or available_cpus()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False, instructor=lockdown is not None)
-    expected = expected_values(exercises, ctx, limits, parallel, device)
+    expected = expected_values(exercises, ctx, limits, parallel, device, mistakes=False)  # see add_mistakes below
     forget_expected = forget(expected)
     prepare_source(source, limits, device, lockdown, forget_in_child=forget_expected)
     children, tasks = plan(source, exercises, ctx)
@@ -141,11 +141,25 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
                                  before_fork=shared_before_fork(ctx), forget_in_child=forget_expected,
                                  groups={e: import_key(source, e) for e in tasks},
                                  on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+    if expected is not None:  # fresh seeds: the known mistakes' outputs, where a check failed
+        wrong = failed_exercises(source.label, children, device, expected, scored)
+        add_mistakes(expected, wrong, ctx, limits, parallel, device)
+        if wrong and scored:
+            scored.update(zip(wrong, score(source.label, wrong, children, device, 0.0, expected=expected).exercises))
     seconds = time.perf_counter() - start
     if progress is not None and junitxml is None:
         return Report([scored[e] for e in exercises], source.label, device, seconds, notes=source_notes(source))
     return score(source.label, exercises, children, device, seconds, junitxml=junitxml, notes=source_notes(source),
                  expected=expected)
+
+
+def failed_exercises(label: str, children: dict, device: str, expected: dict, scored: dict) -> list[str]:
+    """The exercises whose code ran and failed a check (``scored``: those already scored)."""
+    ran = [e for e, child in children.items() if child.status == "ran"]
+    unscored = [e for e in ran if e not in scored]
+    results = {**scored, **(dict(zip(unscored, score(label, unscored, children, device, 0.0,
+                                                     expected=expected).exercises)) if unscored else {})}
+    return [e for e in ran if any(not c.passed for c in results[e].checks)]
 
 
 def shared_before_fork(ctx) -> dict:
@@ -154,16 +168,32 @@ def shared_before_fork(ctx) -> dict:
             "load_checkpoint": import_optimizer_support, **{e: ctx.prepare_model_124m for e in NEEDS_124M}}
 
 
-def expected_values(exercises, ctx, limits: Limits, parallel: int, device: str) -> dict | None:
+def expected_values(exercises, ctx, limits: Limits, parallel: int, device: str, mistakes: bool = True) -> dict | None:
     """With fresh seeds (``ctx.salt``), the expected values of this run's seeds (fresh.py), computed
-    in trusted children before any student code runs; else None: the frozen ones (score loads them)."""
+    in trusted children before any student code runs; else None: the frozen ones (score loads them).
+    ``mistakes=False``: the known mistakes' outputs are left to ``add_mistakes``."""
     if ctx.salt is None:
         return None
     from .fresh import expected_values as compute
 
+    return compute(exercises, ctx, limits, parallel, limit_address_space(device), before_fork=_trusted_before_fork(ctx),
+                   mistakes=mistakes)
+
+
+def add_mistakes(expected: dict, exercises, ctx, limits: Limits, parallel: int, device: str) -> None:
+    """The known mistakes' outputs of ``exercises`` on this run's fresh seeds, into ``expected``: the
+    diagnosis needs them where a check failed (fresh.add_mistakes). Computed in trusted children
+    forked from this process, which student code has not touched (it ran in children only)."""
+    if exercises:
+        from .fresh import add_mistakes as compute
+
+        compute(expected, exercises, ctx, limits, parallel, limit_address_space(device),
+                before_fork=_trusted_before_fork(ctx))
+
+
+def _trusted_before_fork(ctx) -> dict:
     # the trusted processes of train_model_simple come first: the optimizer's imports once, here
-    before_fork = {**shared_before_fork(ctx), "train_model_simple": import_optimizer_support}
-    return compute(exercises, ctx, limits, parallel, limit_address_space(device), before_fork=before_fork)
+    return {**shared_before_fork(ctx), "train_model_simple": import_optimizer_support}
 
 
 def limit_address_space(device: str) -> bool:

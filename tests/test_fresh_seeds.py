@@ -200,6 +200,27 @@ def test_a_known_mistake_is_still_named_under_fresh_seeds(fresh, tmp_path, name)
     assert failing and spec["cause"] in failing[0].diagnosis, [(c.id, c.message, c.diagnosis) for c in failing]
 
 
+def test_one_grading_run_computes_the_mistakes_after_the_students_code_where_a_check_failed(tmp_path, monkeypatch):
+    """runner.grade under instructor grading, end to end: the reference's values first, the known
+    mistakes' only for an exercise that failed a check (train_model_simple's cost ~40 s of CPU)."""
+    from grader import fresh as fresh_module, runner
+    from grader.lockdown import Lockdown
+    from grader.sources import open_submission
+
+    asked = []
+    add_mistakes = fresh_module.add_mistakes
+    monkeypatch.setattr(fresh_module, "add_mistakes", lambda expected, exercises, *args, **kwargs: (
+        asked.append(sorted(exercises)), add_mistakes(expected, exercises, *args, **kwargs))[1])
+    spec = MANIFEST["mistakes"]["batch_targets_transposed"]
+    source = open_submission(Path(shutil.copy(CORPUS / "mistakes" / "batch_targets_transposed.py", tmp_path)))
+    report = runner.grade(source, ["text_to_token_ids", spec["exercise"]], parallel=2, lockdown=Lockdown())
+    assert asked == [[spec["exercise"]]]  # text_to_token_ids passed: none of its mistakes computed
+    by_name = {ex.name: ex for ex in report.exercises}
+    assert by_name["text_to_token_ids"].score == by_name["text_to_token_ids"].max_score
+    failing = [c for c in by_name[spec["exercise"]].checks if not c.passed]
+    assert failing and spec["cause"] in failing[0].diagnosis, [(c.id, c.message, c.diagnosis) for c in failing]
+
+
 @pytest.fixture(scope="module")
 def frozen_answers(tmp_path_factory):
     return Path(shutil.copy(CORPUS / "hostile" / "frozen_answers.py", tmp_path_factory.mktemp("frozen_answers")))
