@@ -73,7 +73,7 @@ def build_parser():
                    help="instructor grading, for grades that count: the scenarios' seeds are drawn at grade time "
                         "and their expected values computed then (~10-25 s more), the student's code cannot "
                         "reach the kit's own answers and, when the grader runs as root, runs as an unprivileged "
-                        "user of its own (see README, \"Instructor grading\")")
+                        "user of its own (see docs/instructors.md, \"How the grader works\")")
     return p
 
 
