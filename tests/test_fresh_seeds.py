@@ -229,11 +229,15 @@ def frozen_answers(tmp_path_factory):
 def test_returning_the_frozen_values_scores_with_the_frozen_seeds(grading_ctx, fresh, frozen_answers):
     """The attack is real: in local practice it passes the checks the fresh seeds change. (Graded
     under a bare Lockdown() whose children forget the fresh values this test session holds, which a
-    real practice run does not have.)"""
+    real practice run does not have, nor the garbage of this session's earlier fresh-seed runs:
+    collected first.)"""
+    import gc
+
     from grader.lockdown import Lockdown
 
     _, expected = fresh
     changed = changed_checks(expected)
+    gc.collect()
     won = passed(grade(frozen_answers, grading_ctx, lockdown=Lockdown(), drop=expected)) & set(changed)
     assert {e for e, _ in won} == set(EXERCISES_HERE)
     assert won == set(changed)  # measured: 18 of 18 (66 of the eight exercises' 71 points; 36 under fresh seeds)
