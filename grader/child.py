@@ -23,7 +23,7 @@ import torch
 from . import EXERCISES
 from .checks import scenarios
 from .errors import LoadError, NotImplementedYet
-from .preload import preload, student_bytes
+from .preload import ReleaseExercisesFinder, preload, student_bytes
 from .sandbox_child import report_loaded
 
 # Names a student's module may use besides its own exercise; when one exercise is
@@ -336,6 +336,8 @@ class ChildWork:
 
         self.release = is_release()
         preload(self.source)
+        if self.release:
+            sys.meta_path.append(ReleaseExercisesFinder())
         hide(self.exercise, kept=tuple(n for n in REFERENCE_NAMES if n != self.exercise))
 
     def forget_source(self, keep: "ChildWork") -> None:

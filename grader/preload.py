@@ -6,6 +6,7 @@ only the exercise names.
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.machinery
 import linecache
 from pathlib import Path
@@ -55,3 +56,34 @@ def student_bytes(path) -> bytes:
     """The bytes of the student's file ``path``: as read before the sandbox, else from disk."""
     data = PRELOADED.get(str(path))
     return data if data is not None else Path(path).read_bytes()
+
+
+class ReleaseExercisesFinder(importlib.abc.MetaPathFinder):
+    """The release's ``from exercises.x import x``, in a sandboxed child that may no longer read
+    the release's exercises/ folder (one in a folder only its owner can enter): a placeholder
+    module, found only where the usual finders found nothing (last on sys.meta_path). The grader
+    binds ``x`` to the student's own function right after the import (release_mode.OwnFunctions)."""
+
+    def find_spec(self, name, path=None, target=None):
+        package, _, exercise = name.partition(".")
+        if package != "exercises" or (exercise and exercise not in EXERCISES) or "." in exercise:
+            return None
+        return importlib.machinery.ModuleSpec(name, _PlaceholderLoader(), is_package=not exercise)
+
+
+class _PlaceholderLoader(importlib.abc.Loader):
+    def create_module(self, spec):
+        return None  # the default module
+
+    def exec_module(self, module):
+        exercise = module.__name__.partition(".")[2]
+        if exercise:
+            module.__dict__[exercise] = _placeholder(exercise)
+
+
+def _placeholder(exercise: str):
+    def not_bound(*args, **kwargs):
+        raise RuntimeError(f"exercises.{exercise} was called before the grader bound your own {exercise}")
+
+    not_bound.__name__ = not_bound.__qualname__ = exercise
+    return not_bound
