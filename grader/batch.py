@@ -78,19 +78,33 @@ class Progress:
         self.bar.close()
 
 
-def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress=None, lockdown=None):
+def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress=None, lockdown=None,
+              expected=None):
     """Grade every opened submission, filling in ``.report`` (or ``.error``).
 
     All (submission, exercise) children share one queue of ``jobs`` slots; each
     submission is scored (its checks run, in this process) as soon as its last
     exercise has ended. ``lockdown``: instructor grading's sandbox (lockdown.prepare).
+    ``expected``: the expected values of ``ctx``'s fresh seeds (runner.expected_values), one
+    draw for the whole class; None: the frozen ones.
     """
     from . import runner
+    from .fresh import forget
     from .sandbox import run_isolated
 
     children: dict[int, dict] = {}
     waiting: dict[int, set] = {}
     tasks, groups = {}, {}  # groups: children that import the same file (a hang there is shared)
+
+    drop_expected = forget(expected)
+
+    def forget_in_child(key=None):  # a grading or probing child: no classmate's report, no expected value
+        drop_expected()
+        for sub in submissions:
+            sub.report = None
+        # and no classmate's scoring left as cyclic garbage (its messages quote this draw's expected
+        # values); cheap: the shared inputs are frozen out of collections (gc.freeze in grade_class)
+        gc.collect()
 
     def finish(i: int):
         sub = submissions[i]
@@ -99,7 +113,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         try:
             seconds = sum(r.seconds for r in results.values())
             sub.report = runner.score(sub.name, exercises, results, device, seconds,
-                                      notes=runner.source_notes(sub.source))
+                                      notes=runner.source_notes(sub.source), expected=expected)
         except Exception as exc:  # a grader bug must not stop the class's batch
             sub.error = f"the grader failed while scoring this submission ({one_line(exc)})"
         if progress:
@@ -109,7 +123,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         if sub.source is None:
             continue
         try:
-            runner.prepare_source(sub.source, limits, device, lockdown)
+            runner.prepare_source(sub.source, limits, device, lockdown, forget_in_child=forget_in_child)
             known, own_tasks = runner.plan(sub.source, exercises, ctx)
         except Exception as exc:
             sub.error = f"the grader could not read this submission ({one_line(exc)})"
@@ -138,9 +152,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
             finish(i)
 
     run_isolated(tasks, limits, parallel=jobs, limit_address_space=runner.limit_address_space(device),
-                 on_done=on_done, groups=groups, lockdown=lockdown,
-                 # a grading child forgets the classmates' reports
-                 forget_in_child=lambda key: [setattr(sub, "report", None) for sub in submissions])
+                 on_done=on_done, groups=groups, lockdown=lockdown, forget_in_child=forget_in_child)
 
 
 def class_summary(submissions, exercises, top: int = TOP_FAILING, unmatched=()) -> str:
@@ -320,7 +332,7 @@ def open_submissions(folder: Path, workdir: Path) -> list[Submission]:
 
 
 def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
-    from .runner import prepare_parent
+    from .runner import expected_values, prepare_parent
     from .sandbox import Limits
 
     device = device_argument(args.device)
@@ -332,7 +344,8 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
         raise UsageError(f"no submissions in {args.folder} (expected .py, .ipynb or .zip files, or folders)")
     unmatched = apply_roster(submissions, roster)
     flag_duplicates(submissions)
-    ctx = prepare_parent(exercises, device)
+    ctx = prepare_parent(exercises, device, instructor=True)  # fresh seeds: one draw for the class
+    expected = expected_values(exercises, ctx, limits, args.jobs, device)  # before any student code runs
     gc.collect()
     gc.freeze()  # the shared inputs never die: keep them out of later collections (and copy-on-write pages)
     openable = [s for s in submissions if s.source is not None]
@@ -341,7 +354,7 @@ def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, limits, args.jobs, ctx, progress, lockdown=lockdown)
+        grade_all(submissions, exercises, device, limits, args.jobs, ctx, progress, lockdown=lockdown, expected=expected)
     finally:
         progress.close()
     gradebook.write(args.output, submissions, exercises)

@@ -260,8 +260,8 @@ def plain(value, depth=0):
     return {"__object__": type(value).__name__, "repr": repr(value)[:200]}
 
 
-def run_scenarios(exercise: str, fn, ctx, threads: int | None = None) -> dict:
-    """Run every scenario of ``exercise`` on ``fn``; errors are recorded, never raised.
+def run_scenarios(exercise: str, fn, ctx, threads: int | None = None, names=None) -> dict:
+    """Run every scenario of ``exercise`` (or those in ``names``) on ``fn``; errors are recorded, never raised.
 
     ``threads``: the thread count to restore before each scenario (see reset_global_state).
 
@@ -270,6 +270,8 @@ def run_scenarios(exercise: str, fn, ctx, threads: int | None = None) -> dict:
     """
     outputs = {}
     for name, scenario in scenarios(exercise).items():
+        if names is not None and name not in names:
+            continue
         reset_global_state(threads)
         try:
             outputs[name] = plain(scenario(fn, ctx))
@@ -279,6 +281,21 @@ def run_scenarios(exercise: str, fn, ctx, threads: int | None = None) -> dict:
             outputs[name] = {"__error__": "NotImplementedError", "message": ""}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they cost this scenario only
             outputs[name] = error_record(exc, getattr(getattr(fn, "__code__", None), "co_filename", None))
+    return outputs
+
+
+def frozen(outputs):
+    """Outputs as they are frozen: error records without traceback or location (paths of the
+    machine that ran regen), everything else as it is."""
+    if isinstance(outputs, dict):
+        if "__error__" in outputs:
+            return {"__error__": outputs["__error__"],
+                    "message": str(outputs.get("message", "")).split(" (at line ")[0]}
+        return {key: frozen(value) for key, value in outputs.items()}
+    if isinstance(outputs, list):
+        return [frozen(v) for v in outputs]
+    if isinstance(outputs, tuple):
+        return tuple(frozen(v) for v in outputs)
     return outputs
 
 

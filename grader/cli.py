@@ -70,10 +70,10 @@ def build_parser():
     p.add_argument("--watch", action="store_true",
                    help="keep running: grade again each time an exercise file is saved (Ctrl-C stops)")
     p.add_argument("--fresh-seeds", action="store_true",
-                   help="instructor grading, for grades that count: the student's code cannot reach the kit's "
-                        "own answers and, when the grader runs as root, runs as an unprivileged user of its own "
-                        "(see README, \"Instructor grading\"); it will also draw fresh scenario seeds at "
-                        "grade time")
+                   help="instructor grading, for grades that count: the scenarios' seeds are drawn at grade time "
+                        "and their expected values computed then (~10-25 s more), the student's code cannot "
+                        "reach the kit's own answers and, when the grader runs as root, runs as an unprivileged "
+                        "user of its own (see docs/instructors.md, \"How the grader works\")")
     return p
 
 
@@ -189,6 +189,11 @@ def grade_command(argv) -> int:
 
         limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
         return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
+    from .release_mode import is_release
+
+    if args.fresh_seeds and is_release():  # said before the live table starts
+        print("python -m grader: note: the student release has no reference to compute the expected values of "
+              "fresh seeds with: graded on the frozen seeds", file=sys.stderr)
     live = None
     if args.format == "text" and args.output is None:  # the report as it happens (grader/live.py)
         from .live import LiveTable

@@ -3,7 +3,8 @@
 Runs each scenario on the reference function and on every known mistake
 (grader/checks/<exercise>/mistakes.py), on the CPU, and writes ``grader/expected/<exercise>.pt``
 plus ``fixtures.pt`` (the book's logits and the 124M model's per-batch losses on
-The Verdict). Never edit these files by hand; tests/ check they are current.
+The Verdict) and ``replay_124m.pt`` (every input the scenarios fed the 124M model, with its
+logits: grader/replay.py). Never edit these files by hand; tests/ check they are current.
 
 Reproducible: a frozen error record keeps the exception's type and message only (no
 traceback, no line of a kit file), so no path of the machine that ran ``regen`` is stored.
@@ -22,7 +23,8 @@ from pathlib import Path
 import torch
 
 from . import EXERCISES
-from .context import EXPECTED_DIR, FIXTURES_FILE, Context
+from .child import frozen
+from .context import EXPECTED_DIR, FIXTURES_FILE, REPLAY_FILE, Context
 
 # Two regens on one machine gave book logits of the untrained 124M model that differ by up to
 # 1.5e-6 (values up to 2.7); everything else came out bit-identical. Known mistakes differ
@@ -47,21 +49,6 @@ def compute_fixtures(ctx: Context) -> dict:
                 losses[batch_key(input_batch, target_batch)] = calc_loss_batch(
                     input_batch, target_batch, model, "cpu").item()
     return {"book_logits": book_logits, "verdict_batch_losses": losses}
-
-
-def frozen(outputs):
-    """Outputs as they are frozen: error records without traceback or location (paths of the
-    machine that ran regen), everything else as it is."""
-    if isinstance(outputs, dict):
-        if "__error__" in outputs:
-            return {"__error__": outputs["__error__"],
-                    "message": str(outputs.get("message", "")).split(" (at line ")[0]}
-        return {key: frozen(value) for key, value in outputs.items()}
-    if isinstance(outputs, list):
-        return [frozen(v) for v in outputs]
-    if isinstance(outputs, tuple):
-        return tuple(frozen(v) for v in outputs)
-    return outputs
 
 
 def compute_expected(exercise: str, ctx: Context) -> dict:
@@ -129,6 +116,8 @@ def regenerate(out_dir: Path = EXPECTED_DIR, exercises=EXERCISES, log=print, che
     """Recompute the frozen files into ``out_dir``; returns the names that changed (or would)."""
     import matplotlib
 
+    from .replay import Recorder
+
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # tiny workloads: threads only add overhead (and noise)
@@ -137,9 +126,14 @@ def regenerate(out_dir: Path = EXPECTED_DIR, exercises=EXERCISES, log=print, che
     fixtures = compute_fixtures(ctx)
     ctx.book_logits = fixtures["book_logits"]
     ctx.verdict_batch_losses = fixtures["verdict_batch_losses"]
+    recorder = Recorder(ctx.build_model_124m())  # what the reference and the mistakes feed it, for the replay
+    ctx.replace_model_124m(recorder)
+    files = [(FIXTURES_FILE, lambda: fixtures)] + [
+        (f"{e}.pt", (lambda ex: lambda: compute_expected(ex, ctx))(e)) for e in exercises]
+    if set(exercises) == set(EXERCISES):  # every scenario ran: the recordings are complete
+        files.append((REPLAY_FILE, recorder.recordings))
     changed = []
-    for name, compute in [(FIXTURES_FILE, lambda: fixtures)] + [
-            (f"{e}.pt", (lambda ex: lambda: compute_expected(ex, ctx))(e)) for e in exercises]:
+    for name, compute in files:
         status = _store(compute(), out_dir / name, check)
         log(f"{status}: {name}")
         if status != "unchanged":

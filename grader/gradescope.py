@@ -7,8 +7,11 @@ root, Gradescope's two files and the kit's grading parts:
   environment in /autograder/venv with the CPU build of torch and requirements.txt
   (the versions this bundle was built and tested with);
 - ``run_autograder``: run for each submission: grades /autograder/submission and
-  writes /autograder/results/results.json (``python -m grader.gradescope``), under
-  instructor grading (``--fresh-seeds``: grader/lockdown.py, grader/answers.py); both
+  writes /autograder/results/results.json (``python -m grader.gradescope``), one
+  grading process at a time (``--jobs 1``: Gradescope's default container has 0.5 vCPU
+  and 768 MB), under instructor grading (``--fresh-seeds``: seeds drawn at grade time,
+  grader/fresh.py; the 124M model replayed, grader/replay.py; grader/lockdown.py,
+  grader/answers.py); both
   scripts make the kit's grader/ and reference/ unreadable to other users, since
   the student's code runs as one where the container allows no mount namespace;
 - ``requirements.txt``, ``grader/`` (with its checks and the frozen expected
@@ -237,7 +240,9 @@ def run_autograder(submission_dir: Path, results_file: Path, extra_args=(), visi
     print("run_autograder: python -m grader " + " ".join(source_args), flush=True)
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):  # instructor grading (--fresh-seeds): these grades count
-        code = grader_main([*source_args, *extra_args, "--fresh-seeds", "--format", "json",
+        # one grading process at a time (an instructor's --jobs in extra_args comes later and wins):
+        # the memory stays within the container's 768 MB (benchmarks/grader_memory.py)
+        code = grader_main([*source_args, "--jobs", "1", *extra_args, "--fresh-seeds", "--format", "json",
                             "--output", str(results_file)])
     sys.stderr.write(stderr.getvalue())
     if code == 2 or not results_file.is_file():  # a usage error: a broken notebook, a missing module...

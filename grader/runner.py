@@ -42,12 +42,15 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def prepare_parent(exercises, device: str, eager: bool = True):
+def prepare_parent(exercises, device: str, eager: bool = True, instructor: bool = False):
     """Everything the children share, made once: threads, plotting backend, inputs, the 124M model.
 
     ``eager=False`` (one grading run) leaves the 124M model to be built just before the
     first child that needs it, while other children run, and leaves torch's optimizer
     imports to the training child; ``eager=True`` (many sources) pays both once here.
+    ``instructor``: instructor grading: fresh seeds (a salt drawn here, fresh.py) and the 124M
+    model replayed from its recorded outputs (replay.py), except in the student release, which
+    has no reference to compute expected values with (frozen seeds, the real model).
     """
     os.environ["MPLBACKEND"] = "Agg"  # children never open a window, plt.show() never blocks
     import torch
@@ -57,12 +60,25 @@ def prepare_parent(exercises, device: str, eager: bool = True):
         import_pyplot()
     if eager and USES_OPTIMIZER & set(exercises):
         import_optimizer_support()
-    from .context import Context
+    from .context import EXPECTED_DIR, Context
 
-    ctx = Context(device)
+    if instructor and fresh_seeds_possible():
+        from .fresh import draw_salt
+        from .replay import load_replay
+
+        ctx = Context(device, salt=draw_salt(), model_124m=load_replay(EXPECTED_DIR))
+    else:
+        ctx = Context(device)
     if eager and NEEDS_124M & set(exercises):
-        ctx.build_model_124m()  # ~2.5 s once, shared copy-on-write by the children
+        ctx.prepare_model_124m()  # the real one: ~2.5 s once, shared copy-on-write by the children
     return ctx
+
+
+def fresh_seeds_possible() -> bool:
+    """Whether this kit can compute expected values at grade time (not the student release)."""
+    from .release_mode import is_release
+
+    return not is_release()
 
 
 def import_optimizer_support():
@@ -94,18 +110,23 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     """
     from .cpus import available_cpus
 
+    from .fresh import forget
+
     start = time.perf_counter()
     parallel = parallel or available_cpus()
     limits = limits or Limits()
-    ctx = ctx or prepare_parent(exercises, device, eager=False)
-    prepare_source(source, limits, device, lockdown)
+    ctx = ctx or prepare_parent(exercises, device, eager=False, instructor=lockdown is not None)
+    expected = expected_values(exercises, ctx, limits, parallel, device, mistakes=False)  # see add_mistakes below
+    forget_expected = forget(expected)
+    prepare_source(source, limits, device, lockdown, forget_in_child=forget_expected)
     children, tasks = plan(source, exercises, ctx)
     scored = {}
 
     def done(exercise, child):
         explain_import_failures(source, {exercise: child})  # once per child, as it ends
         if progress is not None:
-            scored[exercise] = score(source.label, [exercise], {exercise: child}, device, 0.0).exercises[0]
+            scored[exercise] = score(source.label, [exercise], {exercise: child}, device, 0.0,
+                                     expected=expected).exercises[0]
             progress.finished(scored[exercise])
         if on_done:
             on_done(exercise, child)
@@ -117,31 +138,78 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
                                  limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
-                                 before_fork={"plot_losses": import_pyplot,
-                                              "save_checkpoint": import_optimizer_support,
-                                              "load_checkpoint": import_optimizer_support,
-                                              **{e: ctx.build_model_124m for e in NEEDS_124M}},
+                                 before_fork=shared_before_fork(ctx), forget_in_child=forget_expected,
                                  groups={e: import_key(source, e) for e in tasks},
                                  on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+    if expected is not None:  # fresh seeds: the known mistakes' outputs, where a check failed
+        wrong = failed_exercises(source.label, children, device, expected, scored)
+        add_mistakes(expected, wrong, ctx, limits, parallel, device)
+        if wrong and scored:
+            scored.update(zip(wrong, score(source.label, wrong, children, device, 0.0, expected=expected).exercises))
     seconds = time.perf_counter() - start
     if progress is not None and junitxml is None:
         return Report([scored[e] for e in exercises], source.label, device, seconds, notes=source_notes(source))
-    return score(source.label, exercises, children, device, seconds, junitxml=junitxml, notes=source_notes(source))
+    return score(source.label, exercises, children, device, seconds, junitxml=junitxml, notes=source_notes(source),
+                 expected=expected)
+
+
+def failed_exercises(label: str, children: dict, device: str, expected: dict, scored: dict) -> list[str]:
+    """The exercises whose code ran and failed a check (``scored``: those already scored)."""
+    ran = [e for e, child in children.items() if child.status == "ran"]
+    unscored = [e for e in ran if e not in scored]
+    results = {**scored, **(dict(zip(unscored, score(label, unscored, children, device, 0.0,
+                                                     expected=expected).exercises)) if unscored else {})}
+    return [e for e in ran if any(not c.passed for c in results[e].checks)]
+
+
+def shared_before_fork(ctx) -> dict:
+    """Exercise -> what the parent prepares, before forking its first child, for it to share."""
+    return {"plot_losses": import_pyplot, "save_checkpoint": import_optimizer_support,
+            "load_checkpoint": import_optimizer_support, **{e: ctx.prepare_model_124m for e in NEEDS_124M}}
+
+
+def expected_values(exercises, ctx, limits: Limits, parallel: int, device: str, mistakes: bool = True) -> dict | None:
+    """With fresh seeds (``ctx.salt``), the expected values of this run's seeds (fresh.py), computed
+    in trusted children before any student code runs; else None: the frozen ones (score loads them).
+    ``mistakes=False``: the known mistakes' outputs are left to ``add_mistakes``."""
+    if ctx.salt is None:
+        return None
+    from .fresh import expected_values as compute
+
+    return compute(exercises, ctx, limits, parallel, limit_address_space(device), before_fork=_trusted_before_fork(ctx),
+                   mistakes=mistakes)
+
+
+def add_mistakes(expected: dict, exercises, ctx, limits: Limits, parallel: int, device: str) -> None:
+    """The known mistakes' outputs of ``exercises`` on this run's fresh seeds, into ``expected``: the
+    diagnosis needs them where a check failed (fresh.add_mistakes). Computed in trusted children
+    forked from this process, which student code has not touched (it ran in children only)."""
+    if exercises:
+        from .fresh import add_mistakes as compute
+
+        compute(expected, exercises, ctx, limits, parallel, limit_address_space(device),
+                before_fork=_trusted_before_fork(ctx))
+
+
+def _trusted_before_fork(ctx) -> dict:
+    # the trusted processes of train_model_simple come first: the optimizer's imports once, here
+    return {**shared_before_fork(ctx), "train_model_simple": import_optimizer_support}
 
 
 def limit_address_space(device: str) -> bool:
     return device == "cpu" and sys.platform.startswith("linux")
 
 
-def prepare_source(source, limits: Limits, device: str, lockdown=None) -> None:
+def prepare_source(source, limits: Limits, device: str, lockdown=None, forget_in_child=None) -> None:
     """What a source needs before its exercises are graded: a notebook runs its cells once in a
     probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
     probing child runs as the grading children do (run_isolated, with the same arguments and,
-    under instructor grading, the same sandbox)."""
+    under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops)."""
     probe = getattr(source, "probe", None)
     if probe is not None:
         probe(limits, lambda tasks, child_limits: run_isolated(
-            tasks, child_limits, limit_address_space=limit_address_space(device), lockdown=lockdown))
+            tasks, child_limits, limit_address_space=limit_address_space(device), lockdown=lockdown,
+            forget_in_child=forget_in_child))
 
 
 def source_notes(source) -> list[str]:
@@ -183,13 +251,15 @@ def explain_import_failures(source, children: dict) -> None:
                 child.message = f"{what}: {child.message}"
 
 
-def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=()) -> Report:
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=(),
+          expected: dict | None = None) -> Report:
     """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
-    ``notes``: what the report says once about the source (source_notes)."""
+    ``notes``: what the report says once about the source (source_notes). ``expected``: exercise ->
+    its expected values (fresh seeds, fresh.py); None: the frozen ones."""
     from .context import load_expected
 
     children = {e: children[e] for e in exercises}
-    expected = {e: load_expected(e) for e in exercises}
+    expected = {e: load_expected(e) for e in exercises} if expected is None else {e: expected[e] for e in exercises}
     checks = run_checks(children, expected, junitxml=junitxml)
     ordered = [
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])

@@ -53,9 +53,10 @@ MISTAKES = sorted(MANIFEST["mistakes"])
 HOSTILE = sorted(name for name, spec in MANIFEST["hostile"].items() if not spec.get("instructor"))
 INSTRUCTOR = sorted(name for name, spec in MANIFEST["hostile"].items() if spec.get("instructor") is True)
 GRADER_ATTACKS = sorted(name for name, spec in MANIFEST["hostile"].items() if spec.get("instructor") == "batch")
+FRESH = sorted(name for name, spec in MANIFEST["hostile"].items() if spec.get("instructor") == "fresh")
 KINDS = {"correct": CORRECT, "mistakes": MISTAKES, "hostile": HOSTILE}
 ALL = [(kind, name) for kind, names in KINDS.items() for name in names] + \
-    [("hostile", name) for name in INSTRUCTOR + GRADER_ATTACKS]
+    [("hostile", name) for name in INSTRUCTOR + GRADER_ATTACKS + FRESH]
 # The exercises the GRADER_ATTACKS batch grades: those the files attack.
 ATTACKED = [e for e in EXERCISES if any(e in MANIFEST["hostile"][n].get("attacks", MANIFEST["hostile"][n]["zero"])
                                         for n in GRADER_ATTACKS)]
@@ -108,6 +109,7 @@ ISSUE_INSTRUCTOR = {
     "SIGKILL / SIGTERM of the grader": "kill_the_grader",
     "killing the other grading processes": "kill_siblings",
     "writing the results file and the kit as another user, from a detached process too": "write_results_file",
+    "returning the frozen expected values of the public seeds": "frozen_answers",
 }
 ISSUE_CORRECT = {
     "log-softmax with gather": "log_softmax_gather",
@@ -145,7 +147,7 @@ def test_manifest_lists_every_corpus_file():
 def test_corpus_covers_the_kinds_of_the_issue():
     assert set(ISSUE_MISTAKES.values()) <= set(MISTAKES)
     assert set(ISSUE_HOSTILE.values()) <= set(HOSTILE)
-    assert set(ISSUE_INSTRUCTOR.values()) <= set(INSTRUCTOR + GRADER_ATTACKS)
+    assert set(ISSUE_INSTRUCTOR.values()) <= set(INSTRUCTOR + GRADER_ATTACKS + FRESH)
     assert set(ISSUE_CORRECT.values()) <= set(CORRECT)
     assert {e["exercise"] for e in MANIFEST["mistakes"].values()} == set(EXERCISES)
 

@@ -79,7 +79,7 @@ def in_copy(kit: Path, *args, timeout=600):
 
 def test_frozen_files_hold_no_machine_path():
     files = sorted(EXPECTED.glob("*.pt"))
-    assert {p.stem for p in files} == {"fixtures", *EXERCISES}
+    assert {p.stem for p in files} == {"fixtures", "replay_124m", *EXERCISES}
     assert paths_in(files) == {}
 
 

@@ -3,7 +3,10 @@
     grader/checks/<exercise>/
         checks.toml   the checks: points, what each means, tolerance, hint; the message
                       of each known mistake
-        scenarios.py  the seeded inputs the function runs on: ``scenario_<name>(fn, ctx)``
+        scenarios.py  the seeded inputs the function runs on: ``scenario_<name>(fn, ctx)``;
+                      every seed that is not the book's comes from ``ctx.seed(n)`` (n itself
+                      in practice, one drawn at grade time under instructor grading:
+                      grader/fresh.py; tests/test_fresh_seeds.py finds a seed written in)
         mistakes.py   the error model: typical wrong versions, ``mistake_<id>(...)``
     grader/checks/common.py   helpers the scenarios share (the book's inputs, small models)
 

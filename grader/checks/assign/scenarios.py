@@ -14,8 +14,8 @@ def _tensor(seed, shape):
 
 
 def scenario_same_shape(fn, ctx):
-    left = torch.nn.Parameter(_tensor(131, (3, 4)))
-    right = _tensor(132, (3, 4))
+    left = torch.nn.Parameter(_tensor(ctx.seed(131), (3, 4)))
+    right = _tensor(ctx.seed(132), (3, 4))
     result = fn(left, right)
     return {
         "values": result,
@@ -25,8 +25,8 @@ def scenario_same_shape(fn, ctx):
 
 
 def scenario_shape_mismatch(fn, ctx):
-    left = torch.nn.Parameter(_tensor(133, (4, 3)))
-    right = _tensor(134, (3, 4))  # the same numbers of elements, stored transposed
+    left = torch.nn.Parameter(_tensor(ctx.seed(133), (4, 3)))
+    right = _tensor(ctx.seed(134), (3, 4))  # the same numbers of elements, stored transposed
     try:
         fn(left, right)
     except ValueError as exc:

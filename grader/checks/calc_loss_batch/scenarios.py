@@ -17,11 +17,11 @@ def scenario_book_124m(fn, ctx):
 
 
 def scenario_tiny_3x8(fn, ctx):
-    model = tiny_model(ctx, seed=21)
+    model = tiny_model(ctx, seed=ctx.seed(21))
     model.train()
-    loader = random_loader(seed=22, num_batches=1, batch_size=3)
+    loader = random_loader(seed=ctx.seed(22), num_batches=1, batch_size=3)
     inputs, targets = next(iter(loader))
-    torch.manual_seed(0)
+    torch.manual_seed(ctx.seed(0))
     loss = fn(inputs, targets, model, ctx.device)
     return {"loss": loss, "attached_to_graph": reaches_parameters(loss, model)}
 
@@ -36,16 +36,16 @@ def reaches_parameters(loss, model) -> bool:
 
 
 def scenario_tiny_4x5(fn, ctx):
-    model = tiny_model(ctx, seed=23, vocab_size=53, context_length=5).eval()
-    loader = random_loader(seed=24, num_batches=1, batch_size=4, num_tokens=5, vocab_size=53)
+    model = tiny_model(ctx, seed=ctx.seed(23), vocab_size=53, context_length=5).eval()
+    loader = random_loader(seed=ctx.seed(24), num_batches=1, batch_size=4, num_tokens=5, vocab_size=53)
     inputs, targets = next(iter(loader))
     return {"loss": fn(inputs, targets, model, ctx.device)}
 
 
 def scenario_device(fn, ctx):
     """Both batches are moved to the device before they are used (checked on a CPU too)."""
-    model = tiny_model(ctx, seed=25).eval()
-    inputs, targets = next(iter(random_loader(seed=26, num_batches=1)))
+    model = tiny_model(ctx, seed=ctx.seed(25)).eval()
+    inputs, targets = next(iter(random_loader(seed=ctx.seed(26), num_batches=1)))
     recorder = MoveRecorder(ctx.device)
     fn(recorder.tensor("input_batch", inputs), recorder.tensor("target_batch", targets), model, ctx.device)
     return {"not_moved": recorder.not_moved()}

@@ -34,35 +34,35 @@ def scenario_verdict_124m(fn, ctx):
 
 
 def scenario_tiny_first_3_of_5(fn, ctx):
-    model = tiny_model(ctx, seed=31).eval()
-    return {"loss": fn(random_loader(seed=32, num_batches=5), model, ctx.device, num_batches=3)}
+    model = tiny_model(ctx, seed=ctx.seed(31)).eval()
+    return {"loss": fn(random_loader(seed=ctx.seed(32), num_batches=5), model, ctx.device, num_batches=3)}
 
 
 def scenario_tiny_all_of_4(fn, ctx):
-    model = tiny_model(ctx, seed=33).eval()
-    return {"loss": fn(random_loader(seed=34, num_batches=4), model, ctx.device)}
+    model = tiny_model(ctx, seed=ctx.seed(33)).eval()
+    return {"loss": fn(random_loader(seed=ctx.seed(34), num_batches=4), model, ctx.device)}
 
 
 def scenario_tiny_10_of_4(fn, ctx):
-    model = tiny_model(ctx, seed=35).eval()
-    return {"loss": fn(random_loader(seed=36, num_batches=4), model, ctx.device, num_batches=10)}
+    model = tiny_model(ctx, seed=ctx.seed(35)).eval()
+    return {"loss": fn(random_loader(seed=ctx.seed(36), num_batches=4), model, ctx.device, num_batches=10)}
 
 
 def scenario_empty(fn, ctx):
-    model = tiny_model(ctx, seed=37).eval()
-    loader = random_loader(seed=38, num_batches=0)
+    model = tiny_model(ctx, seed=ctx.seed(37)).eval()
+    loader = random_loader(seed=ctx.seed(38), num_batches=0)
     return {"loss": fn(loader, model, ctx.device, num_batches=2)}
 
 
 def scenario_with_grad(fn, ctx):
     """Called outside no_grad, as in training code: the result must still be a float."""
-    model = tiny_model(ctx, seed=39).eval()
-    return {"loss": fn(random_loader(seed=40, num_batches=2), model, ctx.device)}
+    model = tiny_model(ctx, seed=ctx.seed(39)).eval()
+    return {"loss": fn(random_loader(seed=ctx.seed(40), num_batches=2), model, ctx.device)}
 
 
 def scenario_device(fn, ctx):
     """The batches are moved to the device (by calc_loss_batch) before they are used."""
-    model = tiny_model(ctx, seed=45).eval()
+    model = tiny_model(ctx, seed=ctx.seed(45)).eval()
     recorder = MoveRecorder(ctx.device)
-    fn(recorder.loader("data_loader", random_loader(seed=46, num_batches=2)), model, ctx.device)
+    fn(recorder.loader("data_loader", random_loader(seed=ctx.seed(46), num_batches=2)), model, ctx.device)
     return {"not_moved": recorder.not_moved()}

@@ -25,7 +25,7 @@ class ForwardRecorder:
 def _evaluate(fn, ctx, model, train_loader, val_loader, eval_iter):
     recorder = ForwardRecorder(model)
     model.train()
-    torch.manual_seed(0)  # dropout, if the model is (wrongly) left in training mode
+    torch.manual_seed(ctx.seed(0))  # dropout, if the model is (wrongly) left in training mode
     result = fn(model, train_loader, val_loader, ctx.device, eval_iter)
     out = {
         "result": result,
@@ -37,20 +37,20 @@ def _evaluate(fn, ctx, model, train_loader, val_loader, eval_iter):
 
 
 def scenario_tiny_dropout(fn, ctx):
-    model = tiny_model(ctx, seed=41, drop_rate=0.5)
-    return _evaluate(fn, ctx, model, random_loader(42, 4), random_loader(43, 3), eval_iter=2)
+    model = tiny_model(ctx, seed=ctx.seed(41), drop_rate=0.5)
+    return _evaluate(fn, ctx, model, random_loader(ctx.seed(42), 4), random_loader(ctx.seed(43), 3), eval_iter=2)
 
 
 def scenario_verdict_ctx32(fn, ctx):
-    model = tiny_model(ctx, seed=44, vocab_size=50257, context_length=32, drop_rate=0.1)
+    model = tiny_model(ctx, seed=ctx.seed(44), vocab_size=50257, context_length=32, drop_rate=0.1)
     train_loader, val_loader = verdict_loaders(ctx, context_length=32, chars=4000)
     return _evaluate(fn, ctx, model, train_loader, val_loader, eval_iter=3)
 
 
 def scenario_device(fn, ctx):
     """The batches of both loaders are moved to the device before they are used."""
-    model = tiny_model(ctx, seed=47)
+    model = tiny_model(ctx, seed=ctx.seed(47))
     recorder = MoveRecorder(ctx.device)
-    fn(model, recorder.loader("train_loader", random_loader(48, 2)), recorder.loader("val_loader", random_loader(49, 2)),
-       ctx.device, 1)
+    fn(model, recorder.loader("train_loader", random_loader(ctx.seed(48), 2)),
+       recorder.loader("val_loader", random_loader(ctx.seed(49), 2)), ctx.device, 1)
     return {"not_moved": recorder.not_moved()}

@@ -62,29 +62,29 @@ def scenario_greedy_124m(fn, ctx):
 
 
 def scenario_greedy_long_prompt(fn, ctx):
-    model = tiny_model(ctx, seed=101).eval()  # context_length 8
+    model = tiny_model(ctx, seed=ctx.seed(101)).eval()  # context_length 8
     recorder = GradRecorder(model)
-    ids = _run(fn, model, _prompt(102, (2, 12)), max_new_tokens=6, context_size=8)
+    ids = _run(fn, model, _prompt(ctx.seed(102), (2, 12)), max_new_tokens=6, context_size=8)
     return {"ids": ids, "graph_free": recorder.graph_free(ids)}
 
 
 def scenario_sampled(fn, ctx):
-    model = peaked(tiny_model(ctx, seed=103).eval())
-    ids = _run(fn, model, _prompt(104, (1, 5)), max_new_tokens=10, context_size=8, seed=123,
+    model = peaked(tiny_model(ctx, seed=ctx.seed(103)).eval())
+    ids = _run(fn, model, _prompt(ctx.seed(104), (1, 5)), max_new_tokens=10, context_size=8, seed=ctx.seed(123),
                temperature=1.4, top_k=25)
     return {"ids": ids}
 
 
 def scenario_sampled_batch(fn, ctx):
-    model = peaked(tiny_model(ctx, seed=105).eval())
-    ids = _run(fn, model, _prompt(106, (2, 4)), max_new_tokens=8, context_size=8, seed=7, temperature=0.8)
+    model = peaked(tiny_model(ctx, seed=ctx.seed(105)).eval())
+    ids = _run(fn, model, _prompt(ctx.seed(106), (2, 4)), max_new_tokens=8, context_size=8, seed=ctx.seed(7), temperature=0.8)
     return {"ids": ids}
 
 
 def scenario_top_k_1(fn, ctx):
-    model = peaked(tiny_model(ctx, seed=107).eval())
-    prompt = _prompt(108, (2, 3))
-    sampled = _run(fn, model, prompt, max_new_tokens=6, context_size=8, seed=9, temperature=1.5, top_k=1)
+    model = peaked(tiny_model(ctx, seed=ctx.seed(107)).eval())
+    prompt = _prompt(ctx.seed(108), (2, 3))
+    sampled = _run(fn, model, prompt, max_new_tokens=6, context_size=8, seed=ctx.seed(9), temperature=1.5, top_k=1)
     return {"ids": sampled}
 
 
@@ -93,7 +93,7 @@ def scenario_top_k_ties(fn, ctx):
     # every logit equal to the 2nd largest (the book's `logits < min_val`), i.e. four tokens
     row = torch.tensor([2.0, 1.0, 1.0, 1.0, 0.5, -1.0])
     table = torch.stack([row.roll(i) for i in range(6)])
-    ids = _run(fn, TableModel(table), torch.tensor([[0]]), max_new_tokens=30, context_size=4, seed=5,
+    ids = _run(fn, TableModel(table), torch.tensor([[0]]), max_new_tokens=30, context_size=4, seed=ctx.seed(5),
                temperature=1.0, top_k=2)
     return {"ids": ids}
 

@@ -51,8 +51,8 @@ def default_weights_only() -> bool:
 
 
 def scenario_resume_tiny(fn, ctx):
-    saved_model, saved_optimizer = trained_tiny(ctx, seed=121)
-    model = tiny_model(ctx, seed=122)  # other weights, and a fresh AdamW without state
+    saved_model, saved_optimizer = trained_tiny(ctx, seed=ctx.seed(121))
+    model = tiny_model(ctx, seed=ctx.seed(122))  # other weights, and a fresh AdamW without state
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1)
     calls = []
     with tempfile.TemporaryDirectory(prefix="grader-ckpt-") as folder:
@@ -69,5 +69,5 @@ def scenario_resume_tiny(fn, ctx):
         # where the tensors were read to: what makes a GPU checkpoint load on a CPU-only machine
         "map_location": bool(calls) and all(same_device(call.get("map_location"), ctx.device) for call in calls),
         # exercise 5.4: two more steps continue the saved run
-        "continued_losses": training_steps(model, optimizer, ctx, seed=123),
+        "continued_losses": training_steps(model, optimizer, ctx, seed=ctx.seed(123)),
     }

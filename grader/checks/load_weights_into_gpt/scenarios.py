@@ -61,11 +61,11 @@ def parameter_groups(gpt) -> dict:
 
 
 def scenario_tiny_gpt2(fn, ctx):
-    source = tiny_model(ctx, seed=141, **CONFIG).cpu()
+    source = tiny_model(ctx, seed=ctx.seed(141), **CONFIG).cpu()
     params = gpt2_layout(source)
-    gpt = tiny_model(ctx, seed=142, **CONFIG).eval()  # other weights until loaded
+    gpt = tiny_model(ctx, seed=ctx.seed(142), **CONFIG).eval()  # other weights until loaded
     fn(gpt, {name: tensor.to(ctx.device) for name, tensor in params.items()})
-    idx = torch.randint(0, CONFIG["vocab_size"], (2, 8), generator=torch.Generator().manual_seed(143))
+    idx = torch.randint(0, CONFIG["vocab_size"], (2, 8), generator=torch.Generator().manual_seed(ctx.seed(143)))
     with torch.no_grad():
         logits = gpt.to(ctx.device)(idx.to(ctx.device))
     return {"logits": logits, **parameter_groups(gpt)}

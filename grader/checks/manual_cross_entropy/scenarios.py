@@ -24,10 +24,10 @@ def scenario_book(fn, ctx):
 
 
 def scenario_random_3x5x17(fn, ctx):
-    logits, targets = _random_logits(11, (3, 5, 17))
+    logits, targets = _random_logits(ctx.seed(11), (3, 5, 17))
     return {"loss": fn(logits.to(ctx.device), targets.to(ctx.device))}
 
 
 def scenario_random_1x7x101(fn, ctx):
-    logits, targets = _random_logits(12, (1, 7, 101), scale=1.0)
+    logits, targets = _random_logits(ctx.seed(12), (1, 7, 101), scale=1.0)
     return {"loss": fn(logits.to(ctx.device), targets.to(ctx.device))}

@@ -64,8 +64,8 @@ def _plot(fn, ctx, num_epochs, n, seed):
 
 
 def scenario_seven_points(fn, ctx):
-    return _plot(fn, ctx, num_epochs=3, n=7, seed=61)
+    return _plot(fn, ctx, num_epochs=3, n=7, seed=ctx.seed(61))
 
 
 def scenario_eighteen_points(fn, ctx):
-    return _plot(fn, ctx, num_epochs=10, n=18, seed=62)
+    return _plot(fn, ctx, num_epochs=10, n=18, seed=ctx.seed(62))

@@ -61,7 +61,7 @@ def same_state(saved, live) -> bool:
 
 
 def scenario_tiny_adamw(fn, ctx):
-    model, optimizer = trained_tiny(ctx, seed=111)
+    model, optimizer = trained_tiny(ctx, seed=ctx.seed(111))
     with tempfile.TemporaryDirectory(prefix="grader-ckpt-") as folder:
         path = Path(folder) / "model_and_optimizer.pth"
         fn(model, optimizer, str(path))

@@ -32,10 +32,10 @@ def scenario_book_t5(fn, ctx):
 
 
 def scenario_batch_2x3x11(fn, ctx):
-    logits = torch.randn(2, 3, 11, generator=torch.Generator().manual_seed(91)) * 2
+    logits = torch.randn(2, 3, 11, generator=torch.Generator().manual_seed(ctx.seed(91))) * 2
     return {"probas": fn(logits.to(ctx.device), 0.7)}
 
 
 def scenario_rows_4x50257(fn, ctx):
-    logits = torch.randn(4, 50257, generator=torch.Generator().manual_seed(92)) * 3
+    logits = torch.randn(4, 50257, generator=torch.Generator().manual_seed(ctx.seed(92))) * 3
     return {"probas": fn(logits.to(ctx.device), 2.5)}

@@ -19,5 +19,5 @@ def scenario_endoftext(fn, ctx):
 
 
 def scenario_verdict_slice(fn, ctx):
-    start = int(torch.randint(0, 19000, (1,), generator=torch.Generator().manual_seed(5)))
+    start = int(torch.randint(0, 19000, (1,), generator=torch.Generator().manual_seed(ctx.seed(5))))
     return {"ids": fn(ctx.verdict_text[start : start + 300], ctx.tokenizer)}

@@ -21,7 +21,7 @@ def scenario_endoftext(fn, ctx):
 
 
 def scenario_random_ids(fn, ctx):
-    ids = torch.randint(0, 50256, (1, 23), generator=torch.Generator().manual_seed(7))
+    ids = torch.randint(0, 50256, (1, 23), generator=torch.Generator().manual_seed(ctx.seed(7)))
     return {"text": fn(ids, ctx.tokenizer)}
 
 

@@ -42,21 +42,21 @@ def _train(fn, ctx, seed, num_epochs, eval_freq, eval_iter, start_in_eval_mode=F
 
 
 def scenario_tiny_2_epochs(fn, ctx):
-    return _train(fn, ctx, seed=51, num_epochs=2, eval_freq=3, eval_iter=2)
+    return _train(fn, ctx, seed=ctx.seed(51), num_epochs=2, eval_freq=3, eval_iter=2)
 
 
 def scenario_tiny_from_eval_mode(fn, ctx):
-    return _train(fn, ctx, seed=52, num_epochs=1, eval_freq=2, eval_iter=1, start_in_eval_mode=True)
+    return _train(fn, ctx, seed=ctx.seed(52), num_epochs=1, eval_freq=2, eval_iter=1, start_in_eval_mode=True)
 
 
 def scenario_device(fn, ctx):
     """The batches of both loaders are moved to the device before they are used (one short epoch)."""
     vocab_size = 6200  # enough for the start context's ids (6109 the largest), 8x cheaper than GPT-2's
-    model = tiny_model(ctx, seed=53, vocab_size=vocab_size)
+    model = tiny_model(ctx, seed=ctx.seed(53), vocab_size=vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.004, weight_decay=0.1)
     recorder = MoveRecorder(ctx.device)
-    train_loader = recorder.loader("train_loader", random_loader(54, 2, vocab_size=vocab_size))
-    val_loader = recorder.loader("val_loader", random_loader(55, 1, vocab_size=vocab_size))
+    train_loader = recorder.loader("train_loader", random_loader(ctx.seed(54), 2, vocab_size=vocab_size))
+    val_loader = recorder.loader("val_loader", random_loader(ctx.seed(55), 1, vocab_size=vocab_size))
     capture_stdout(lambda: fn(model, train_loader, val_loader, optimizer, ctx.device, 1, 1, 1,
                               START_CONTEXT, ctx.tokenizer))
     return {"not_moved": recorder.not_moved()}
