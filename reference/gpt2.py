@@ -130,13 +130,32 @@ def download_gpt2(model_size, models_dir="gpt2", *, base_url=None, timeout=30) -
     if path.is_file():
         return path  # only complete, verified files are ever moved to this name
     url = gpt2_url(model_size, base_url)
+    created = _missing_folders(path.parent)
     try:
         _download_verified(url, path, timeout)
     except _Failed as exc:
+        _remove_empty(created)  # offline: no empty gpt2/ folder left behind (a partial file stays, to resume)
         raise DownloadError(
             f"could not download {url} ({exc}); to use a copy downloaded elsewhere, put it at {path}"
         ) from None
     return path
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            return
 
 
 class _Failed(Exception):

@@ -415,6 +415,15 @@ def test_download_connection_refused(tmp_path):
         f"could not download {base}/gpt2/resolve/main/model.safetensors (no connection: Connection refused); "
         f"to use a copy downloaded elsewhere, put it at {path}"
     )
+    assert list(tmp_path.iterdir()) == []  # no empty gpt2-small/ folder left behind
+
+
+def test_a_failed_download_keeps_the_folders_that_were_there(tmp_path):
+    (tmp_path / "gpt2-small").mkdir()
+    (tmp_path / "gpt2-small" / "notes.txt").write_text("mine")
+    with pytest.raises(DownloadError):
+        download_gpt2("124M", tmp_path, base_url=f"http://127.0.0.1:{_closed_port()}")
+    assert sorted(p.name for p in (tmp_path / "gpt2-small").iterdir()) == ["notes.txt"]
 
 
 # --------------------------------------------------------------------------- the CLI
