@@ -108,3 +108,18 @@ def test_no_grader_file_grows_past_the_limit():
     long = {str(p.relative_to(GRADER)): n for p in GRADER.rglob("*") if p.suffix in (".py", ".toml")
             and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, long
+
+
+def test_the_readme_lists_every_exercise_in_order_with_its_section_and_the_total():
+    """The student table of README.md is written by hand: it must follow `python -m grader --list`."""
+    import re
+
+    from grader import EXERCISES
+    from grader.checks import check_definitions
+
+    text = (GRADER.parent / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `(\w+)\.py` \| ([\d.]+) \|", text, flags=re.M)
+    definitions = check_definitions()
+    assert rows == [(str(i), e, definitions[e]["section"]) for i, e in enumerate(EXERCISES, 1)]
+    total = sum(c["points"] for e in EXERCISES for c in definitions[e]["checks"])
+    assert f"{total:g} points in all" in text
