@@ -146,7 +146,8 @@ def distributed_loaders(text, context_length, global_batch, processes: Processes
         dataset = GPTDatasetV1(part, get_tokenizer(), context_length, context_length)
         if len(dataset) < (processes.world_size if train else 1):
             raise ValueError(f"--context-length {context_length} is too long for the {name} text "
-                             f"({len(part)} characters) over {processes.world_size} processes: use a smaller value")
+                             f"({len(part)} characters, {len(dataset)} chunks) to give each of "
+                             f"{processes.world_size} processes a chunk: use a smaller value")
         sampler = DistributedSampler(dataset, num_replicas=processes.world_size, rank=processes.rank,
                                      shuffle=train, seed=seed, drop_last=train)
         loaders.append(DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=train, num_workers=0))

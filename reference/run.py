@@ -83,9 +83,12 @@ def make_loaders(text, context_length, batch_size, train_ratio=0.9):
                 )
             )
         except ValueError:
+            from .data import ENDOFTEXT, get_tokenizer
+
+            longest = len(get_tokenizer().encode(part, allowed_special={ENDOFTEXT})) - 1  # one chunk + its target
+            fix = f"use a smaller value (at most {longest})" if longest >= 1 else "use a longer text"
             raise UsageError(
-                f"--context-length {context_length} is too long for the {name} text "
-                f"({len(part)} characters): use a smaller value, e.g. 256"
+                f"--context-length {context_length} is too long for the {name} text ({len(part)} characters): {fix}"
             ) from None
     if len(loaders[0]) == 0:
         raise UsageError(

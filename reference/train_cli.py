@@ -209,16 +209,25 @@ def _train_with_progress(cfg, settings, device, checkpoint, total_steps, done_st
     return result
 
 
-def _tune(settings, device):
-    """The run's process settings: freed memory kept for reuse (never changes a number);
-    with --fast on CPU, one thread per available CPU. Says on stderr that --fast is not the book's run."""
+def _tune(settings, device, processes):
+    """The run's process settings: freed memory kept for reuse (never changes a number); with
+    --fast on CPU, threads fitted to the free CPUs (under torchrun: its OMP_NUM_THREADS).
+    Rank 0 says on stderr that --fast is not the book's run."""
     from .allocator import keep_freed_memory
 
     keep_freed_memory()
-    if settings["fast"]:
-        from .fast import NOTICE, fit_threads
+    if not settings["fast"]:
+        return
+    from .fast import NOTICE, fit_threads
 
-        extra = ", bf16 autocast" if device.type == "cuda" else f", {fit_threads()} CPU threads"
+    if device.type == "cuda":
+        extra = ", bf16 autocast"
+    elif processes is None:
+        threads, why = fit_threads()
+        extra = f", {threads} CPU thread{'s' * (threads != 1)} ({why})"
+    else:
+        extra = ""
+    if processes is None or processes.is_main:
         print(f"{PROG}: {NOTICE.format(extra=extra)}", file=sys.stderr)
 
 
@@ -271,7 +280,7 @@ def train_main(argv) -> int:
         if main_process:
             _announce(settings, device, total_steps, done_steps, args.resume, done)
             args.out.mkdir(parents=True, exist_ok=True)
-        _tune(settings, device) if main_process else _tune(dict(settings, fast=False), device)
+        _tune(settings, device, processes)
         write_checkpoint = checkpoint_writer(args.out / CHECKPOINT_FILE, cfg, settings, device, writer=writer)
 
         def on_epoch_end(model, optimizer, state):
