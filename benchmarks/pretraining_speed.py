@@ -7,7 +7,8 @@ book's configuration (124M model, The Verdict, batch 2, context 256, CPU):
 - book: benchmarks/book_gpt_train.py, the book's loop with the notebook's settings,
   its checkpoint saved at the end;
 - faithful: ``python -m reference`` (its checkpoint written after each epoch);
-- fast: ``python -m reference --fast`` (with ``--fast``).
+- fast: ``python -m reference --fast`` (with ``--fast``): its threads fitted to the
+  free CPUs; and fast-T: the same with torch's own thread count, as the other two have.
 Each is a fresh process, timed from start to exit (checkpoint and plot included),
 with its CPU time (user + system) and peak memory. Prints the medians and ranges,
 the ratio to the book's run (median of the alternated pairs, and their range), the
@@ -52,7 +53,16 @@ def commands(epochs: int, out: Path, fast: bool) -> dict[str, list[str]]:
     if fast:
         cases["fast"] = [python, "-m", "reference", "--fast", "--epochs", str(epochs), "--device", "cpu",
                          "--out", str(out / "fast"), "--overwrite"]
+        # the same with torch's own thread count, as the book's run has: the kernels' share of the gain
+        cases["fast-T"] = cases["fast"][:-3] + ["--threads", str(torch_threads()), "--out", str(out / "fast-T"),
+                                                "--overwrite"]
     return cases
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def measure(command: list[str]) -> dict:

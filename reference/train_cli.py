@@ -52,6 +52,9 @@ def build_parser():
                    help="train on this UTF-8 text file instead of The Verdict (split 90/10 as in the book)")
     p.add_argument("--fast", action="store_true", default=None,
                    help="fused kernels and fused AdamW (bf16 on CUDA): faster, close to the book's numbers, not equal")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch's CPU threads (default: torch's own, as the book's run has; with --fast: the CPUs "
+                        "the load leaves free)")
     p.add_argument("--ddp", action="store_true",
                    help="distributed data parallel over the processes torchrun starts "
                         "(torchrun --nproc_per_node=N -m reference --ddp)")
@@ -74,7 +77,7 @@ def _option(name):
 
 
 def _check_positive(args):
-    for name in ("epochs", "context_length", "batch_size"):
+    for name in ("epochs", "context_length", "batch_size", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{_option(name)} must be at least 1 (got {value})")
@@ -209,13 +212,17 @@ def _train_with_progress(cfg, settings, device, checkpoint, total_steps, done_st
     return result
 
 
-def _tune(settings, device, processes):
-    """The run's process settings: freed memory kept for reuse (never changes a number); with
-    --fast on CPU, threads fitted to the free CPUs (under torchrun: its OMP_NUM_THREADS).
-    Rank 0 says on stderr that --fast is not the book's run."""
+def _tune(settings, device, processes, threads=None):
+    """The run's process settings: freed memory kept for reuse (never changes a number);
+    ``threads`` torch threads if given, else with --fast on CPU as many as the load leaves
+    free (under torchrun: its OMP_NUM_THREADS). Rank 0 says on stderr that --fast is not the book's run."""
+    import torch
+
     from .allocator import keep_freed_memory
 
     keep_freed_memory()
+    if threads is not None:
+        torch.set_num_threads(threads)
     if not settings["fast"]:
         return
     from .fast import NOTICE, fit_threads
@@ -223,8 +230,8 @@ def _tune(settings, device, processes):
     if device.type == "cuda":
         extra = ", bf16 autocast"
     elif processes is None:
-        threads, why = fit_threads()
-        extra = f", {threads} CPU thread{'s' * (threads != 1)} ({why})"
+        count, why = (threads, "--threads") if threads is not None else fit_threads()
+        extra = f", {count} CPU thread{'s' * (count != 1)} ({why})"
     else:
         extra = ""
     if processes is None or processes.is_main:
@@ -280,7 +287,7 @@ def train_main(argv) -> int:
         if main_process:
             _announce(settings, device, total_steps, done_steps, args.resume, done)
             args.out.mkdir(parents=True, exist_ok=True)
-        _tune(settings, device, processes)
+        _tune(settings, device, processes, args.threads)
         write_checkpoint = checkpoint_writer(args.out / CHECKPOINT_FILE, cfg, settings, device, writer=writer)
 
         def on_epoch_end(model, optimizer, state):
@@ -298,14 +305,16 @@ def train_main(argv) -> int:
         return report_error(exc) if processes is None or processes.is_main else 2
     except KeyboardInterrupt:
         saved = _finish_writing(writer, submitted)
-        hint = f"; continue with: {PROG} --resume {args.out}" if saved else ""
-        print(f"{PROG}: interrupted{hint}", file=sys.stderr)
+        if processes is None or processes.is_main:
+            hint = f"; continue with: {PROG} --resume {args.out}" if saved else ""
+            print(f"{PROG}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `python -m reference | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # the checkpoint or the plots could not be written (disk full, ...)
-        return report_error(UsageError(f"could not write to {args.out}: {exc.strerror or exc}"))
+        where = exc.filename or args.out
+        return report_error(UsageError(f"could not write {where}: {exc.strerror or exc}"))
     finally:
         if processes is not None:
             from .distributed import stop
@@ -319,6 +328,8 @@ def train_main(argv) -> int:
 
 def _finish_writing(writer, submitted) -> bool:
     """After Ctrl-C: let a checkpoint that is being written finish; True when one is on disk."""
+    if writer.pending:
+        print(f"{PROG}: interrupted: finishing the checkpoint of epoch {submitted[-1]} first", file=sys.stderr)
     try:
         writer.wait()
     except OSError:
