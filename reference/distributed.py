@@ -69,7 +69,11 @@ def start(processes: Processes, device_type: str) -> torch.device:
     if device_type == "cuda":
         device = torch.device("cuda", processes.local_rank)
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=device)
+        import inspect
+
+        # device_id (torch >= 2.3) binds the group to this GPU at once
+        bound = {"device_id": device} if "device_id" in inspect.signature(dist.init_process_group).parameters else {}
+        dist.init_process_group("nccl", **bound)
         return device
     dist.init_process_group("gloo")
     return torch.device("cpu")

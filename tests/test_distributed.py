@@ -156,3 +156,24 @@ def test_global_batch_must_split_evenly():
     with pytest.raises(ValueError, match=r"--batch-size 2 \(the global batch\) does not split over 4 processes: "
                                          r"give a multiple of 4, e.g. --batch-size 4"):
         per_process_batch(2, 4)
+
+
+@pytest.mark.slow
+def test_resumed_ddp_run_is_the_uninterrupted_one(tmp_path, short_text):
+    """2 processes with dropout (the small model's 0.1): 2 epochs at once, and 1 epoch then
+    ``--resume --epochs 2``, print the same and end with the same weights, bit for bit (every
+    process restores rank 0's random state: all of them are seeded alike and draw alike).
+    Slow: three torchrun starts, 224 s on the shared 2-core machine (95 s of CPU)."""
+    options = ("--model", "small", "--context-length", 64, "--text", short_text, "--device", "cpu")
+    (tmp_path / "logs").mkdir()
+    whole = torchrun(2, tmp_path / "logs", *options, "--epochs", 2, "--out", "whole", cwd=tmp_path)
+    first = torchrun(2, tmp_path / "logs", *options, "--epochs", 1, "--out", "parts", cwd=tmp_path)
+    rest = torchrun(2, tmp_path / "logs", "--resume", "parts", "--epochs", 2, "--device", "cpu", cwd=tmp_path)
+    for run in (whole, first, rest):
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert first.stdout + rest.stdout == whole.stdout
+    a = read_checkpoint(tmp_path / "whole" / "model_and_optimizer.pth")
+    b = read_checkpoint(tmp_path / "parts" / "model_and_optimizer.pth")
+    assert a["train_losses"] == b["train_losses"] and a["val_losses"] == b["val_losses"]
+    for name, tensor in a["model_state_dict"].items():
+        assert torch.equal(tensor, b["model_state_dict"][name]), name

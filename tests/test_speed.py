@@ -205,8 +205,8 @@ def test_fast_on_cuda_autocasts_to_bf16():
     x = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(0)).to("cuda")
     with torch.no_grad():
         losses = [torch.nn.functional.cross_entropy(m(x).flatten(0, 1), x.flatten()) for m in (book, fast)]
-    assert fast(x).dtype == torch.bfloat16 and losses[1].dtype == torch.float32
-    assert abs(losses[0].item() - losses[1].item()) <= 0.05
+        assert fast(x).dtype == torch.float32  # computed in bf16, handed back in float32 for the loss
+    assert 0 < abs(losses[0].item() - losses[1].item()) <= 0.05  # not equal: bf16 did change the numbers
 
 
 def test_available_cpus_counts_affinity():
