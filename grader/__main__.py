@@ -4,6 +4,12 @@ if not __package__:  # run as `python grader` or a path: the relative imports ne
     print("run it as: python -m grader (from the kit's folder)", file=sys.stderr)
     sys.exit(2)
 
-from .cli import main
+from .deps import GRADING, missing, missing_message
+
+if missing(GRADING):  # before anything imports them: one line, not a traceback
+    print(f"python -m grader: error: {missing_message(missing(GRADING))}", file=sys.stderr)
+    sys.exit(2)
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

@@ -1,90 +1,41 @@
-"""``python -m grader batch SUBMISSIONS_DIR``: grade a whole class into one CSV gradebook.
+"""``python -m grader batch SUBMISSIONS``: grade a whole class into one CSV gradebook.
 
-Every entry of SUBMISSIONS_DIR is one submission: a ``.py`` file, an ``.ipynb``
-notebook, or a folder holding an ``exercises/`` tree (or a single .py/.ipynb file).
-One parent process prepares the shared inputs once; every (submission, exercise)
-pair is graded in its own forked child (sandbox.run_isolated), ``--jobs`` of them
-at once, all submissions in one queue, so a hang or crash costs one exercise of one
-submission and no slot waits for a slow exercise of another submission. A
-submission the grader cannot take at all (not UTF-8, an import that is not
-installed, an unsupported file) gets a gradebook row with its ``error`` filled in.
+SUBMISSIONS is a folder, or the .zip an LMS exports. Its entries are grouped into
+submissions by lms.find_submissions: one per entry (a ``.py`` file, an ``.ipynb``
+notebook, a ``.zip``, a folder), or one per student attempt when an LMS export (Canvas,
+Moodle, Blackboard) splits a student's files into several entries. What is graded in a
+folder follows folders.what_to_grade, as Gradescope's run_autograder does. One parent
+process prepares the shared inputs once; every (submission, exercise) pair is graded in
+its own forked child (sandbox.run_isolated), ``--jobs`` of them at once, all submissions
+in one queue, so a hang or crash costs one exercise of one submission; a file that hangs
+or crashes while it is imported costs one time limit for all its exercises. A
+submission the grader cannot take at all gets a gradebook row with ``error`` set.
 
-The gradebook has one row per submission: ``submission`` (the entry's name), one
-column of points per exercise, ``total``, ``error`` (why the submission could not
-be graded at all; its points are then empty) and ``notes`` (exercises that were not
-graded normally: not implemented, could not be loaded, time or memory limit,
-crashed). A summary of the most common failing checks is printed to stdout; a
-progress bar goes to stderr.
+The gradebook (gradebook.py): ``submission``, ``student_id``, points per exercise,
+``total``, ``error``, ``notes``, with a ``Points Possible`` row first. A summary of the
+most common failing checks is printed to stdout; progress goes to stderr (a tqdm bar on a
+terminal, one plain line per graded submission everywhere).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
-import os
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
-from .options import device_argument, selected_exercises
+from . import gradebook
+from .cpus import available_cpus
 from .errors import SourceError, UsageError
+from .lms import Submission, apply_roster, find_submissions, flag_duplicates, read_roster
+from .options import add_cell_timeout, cell_timeout, device_argument, instructor_lockdown, jobs_help, selected_exercises
 
-SKIPPED_PREFIXES = (".", "__")  # .DS_Store, .git, __MACOSX, __pycache__
 TOP_FAILING = 10
 SLOWEST = "train_model_simple"  # ~2.4 s of CPU a submission; the other seven ~0.8 s together
-
-
-@dataclass
-class Submission:
-    name: str  # the entry's name in SUBMISSIONS_DIR: the gradebook's row label
-    path: Path
-    source: object = None  # sources.ExercisesDir, SubmissionFile or NotebookFile, once opened
-    error: str = ""  # why it cannot be graded at all (one line)
-    report: object = None  # grading.Report, once graded
-
-
-def find_submissions(folder: Path) -> list[Submission]:
-    """The submissions in ``folder``, sorted by name; hidden entries (``.x``, ``__x``) are skipped."""
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith(SKIPPED_PREFIXES))
-    return [Submission(p.name, p) for p in entries]
-
-
-def open_file(path: Path, label: str):
-    """sources.SubmissionFile for a .py file, sources.NotebookFile for an .ipynb one. Raises SourceError."""
-    from .sources import open_submission
-
-    if path.suffix in (".py", ".ipynb"):
-        source = open_submission(path)
-    else:
-        raise SourceError(f"unsupported submission {path.name!r}: expected a .py or .ipynb file, "
-                          "or a folder holding exercises/")
-    source.label = label
-    return source
-
-
-def open_entry(path: Path, label: str):
-    """The grading source of one entry of SUBMISSIONS_DIR. Raises sources.SourceError (one line)."""
-    from .sources import ExercisesDir
-
-    if not path.is_dir():
-        return open_file(path, label)
-    trees = [path / "exercises"] if (path / "exercises").is_dir() else sorted(path.glob("*/exercises"))
-    trees = [t for t in trees if t.is_dir()]
-    if len(trees) == 1:
-        return ExercisesDir(trees[0], label)
-    if len(trees) > 1:
-        raise SourceError(f"{len(trees)} exercises/ folders in {path.name}: keep one")
-    files = [p for p in path.iterdir() if p.suffix in (".py", ".ipynb") and not p.name.startswith(SKIPPED_PREFIXES)]
-    if len(files) == 1:
-        return open_file(files[0], label)
-    if not files:
-        raise SourceError(f"folder {path.name} holds no exercises/ folder and no .py or .ipynb file")
-    raise SourceError(f"folder {path.name} holds {len(files)} .py/.ipynb files and no exercises/ folder: "
-                      "which one is the submission?")
 
 
 def one_line(exc: BaseException) -> str:
@@ -93,75 +44,62 @@ def one_line(exc: BaseException) -> str:
 
 
 class Progress:
-    """A dependency-free progress bar on stderr, plus one line per graded submission.
-
-    On a terminal the bar is redrawn in place; elsewhere (CI logs, a file) only the
-    per-submission lines are written.
-    """
+    """Progress on stderr: a tqdm bar of graded exercises on a terminal, and one plain line
+    per graded submission everywhere (a CI log or a file gets the lines only)."""
 
     def __init__(self, total_exercises: int, total_submissions: int, stream=None):
+        from tqdm import tqdm
+
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.total, self.done = max(1, total_exercises), 0
         self.total_subs, self.subs = total_submissions, 0
-        self.start = time.perf_counter()
-        self._drawn = 0.0
-
-    def _bar(self) -> str:
-        width = 30
-        filled = int(width * self.done / self.total)
-        elapsed = int(time.perf_counter() - self.start)
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} exercises, "
-                f"{self.subs}/{self.total_subs} submissions, {elapsed // 60}:{elapsed % 60:02d}")
-
-    def _draw(self, force=False):
-        now = time.perf_counter()
-        if self.tty and (force or now - self._drawn > 0.1):
-            self.stream.write("\r\033[K" + self._bar())
-            self.stream.flush()
-            self._drawn = now
+        self.bar = tqdm(total=total_exercises, unit="exercise", desc="Grading", file=self.stream,
+                        disable=not self.tty, leave=False, dynamic_ncols=True)
 
     def exercise_done(self):
-        self.done += 1
-        self._draw()
+        self.bar.update(1)
 
     def submission_done(self, sub: Submission):
         self.subs += 1
         if sub.report is not None:
             what = f"{sub.report.score:g}/{sub.report.max_score:g}"
+            error = gradebook.whole_submission_error(sub.report)
+            what += f" ({error})" if error else ""
         else:
             what = f"not graded: {sub.error}"
         line = f"[{self.subs}/{self.total_subs}] {sub.name}: {what}"
-        self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
-        self._draw(force=True)
-        self.stream.flush()
-
-    def close(self):
         if self.tty:
-            self.stream.write("\r\033[K")
+            self.bar.write(line, file=self.stream)  # above the bar, which is redrawn below it
+        else:
+            self.stream.write(line + "\n")
             self.stream.flush()
 
+    def close(self):
+        self.bar.close()
 
-def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress: Progress | None = None):
+
+def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progress=None, lockdown=None):
     """Grade every opened submission, filling in ``.report`` (or ``.error``).
 
     All (submission, exercise) children share one queue of ``jobs`` slots; each
     submission is scored (its checks run, in this process) as soon as its last
-    exercise has ended.
+    exercise has ended. ``lockdown``: instructor grading's sandbox (lockdown.prepare).
     """
     from . import runner
     from .sandbox import run_isolated
 
     children: dict[int, dict] = {}
     waiting: dict[int, set] = {}
-    tasks = {}
+    tasks, groups = {}, {}  # groups: children that import the same file (a hang there is shared)
 
     def finish(i: int):
         sub = submissions[i]
         results = children.pop(i)
+        runner.explain_import_failures(sub.source, results)
         try:
             seconds = sum(r.seconds for r in results.values())
-            sub.report = runner.score(sub.name, exercises, results, device, seconds)
+            sub.report = runner.score(sub.name, exercises, results, device, seconds,
+                                      notes=runner.source_notes(sub.source))
         except Exception as exc:  # a grader bug must not stop the class's batch
             sub.error = f"the grader failed while scoring this submission ({one_line(exc)})"
         if progress:
@@ -171,6 +109,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         if sub.source is None:
             continue
         try:
+            runner.prepare_source(sub.source, limits, device, lockdown)
             known, own_tasks = runner.plan(sub.source, exercises, ctx)
         except Exception as exc:
             sub.error = f"the grader could not read this submission ({one_line(exc)})"
@@ -182,6 +121,7 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
         # the slowest exercise first, so that the other slot is not left idle at the end
         for exercise in sorted(own_tasks, key=lambda e: e != SLOWEST):
             tasks[(i, exercise)] = own_tasks[exercise]
+            groups[(i, exercise)] = (i, runner.import_key(sub.source, exercise))
         if progress:
             for _ in known:
                 progress.exercise_done()
@@ -198,41 +138,14 @@ def grade_all(submissions, exercises, device: str, limits, jobs: int, ctx, progr
             finish(i)
 
     run_isolated(tasks, limits, parallel=jobs, limit_address_space=runner.limit_address_space(device),
-                 on_done=on_done)
+                 on_done=on_done, groups=groups, lockdown=lockdown,
+                 # a grading child forgets the classmates' reports
+                 forget_in_child=lambda key: [setattr(sub, "report", None) for sub in submissions])
 
 
-def gradebook_fields(exercises) -> list[str]:
-    return ["submission", *exercises, "total", "error", "notes"]
-
-
-def gradebook_row(sub: Submission, exercises) -> dict:
-    row = {"submission": sub.name, "error": sub.error, "notes": ""}
-    if sub.report is None:
-        return row  # points left empty: nothing was graded
-    notes = defaultdict(list)  # what happened -> exercises it happened to
-    for ex in sub.report.exercises:
-        row[ex.name] = f"{ex.score:g}"
-        if ex.status != "graded":
-            detail = ex.status_line if ex.status == "not_implemented" else (ex.message or ex.status_line)
-            notes[detail].append(ex.name)
-    row["total"] = f"{sub.report.score:g}"
-    row["notes"] = "; ".join(f"{', '.join(names)}: {detail}" for detail, names in notes.items())
-    return row
-
-
-def write_gradebook(path: Path, submissions, exercises) -> None:
-    """Write the CSV (UTF-8) atomically: a crash never leaves half a gradebook."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=gradebook_fields(exercises))
-        writer.writeheader()
-        for sub in submissions:
-            writer.writerow(gradebook_row(sub, exercises))
-    os.replace(tmp, path)
-
-
-def class_summary(submissions, exercises, top: int = TOP_FAILING) -> str:
-    """Totals, the submissions that could not be graded, and the most common failing checks."""
+def class_summary(submissions, exercises, top: int = TOP_FAILING, unmatched=()) -> str:
+    """Totals, the submissions that could not be graded, duplicates, and the most common failing
+    checks. ``unmatched``: roster names that matched no submission."""
     from .checks import check_definitions
 
     graded = [s for s in submissions if s.report is not None]
@@ -243,15 +156,27 @@ def class_summary(submissions, exercises, top: int = TOP_FAILING) -> str:
         full = sum(s.report.full_marks for s in graded)
         lines.append(f"Total points: mean {statistics.mean(totals):.1f}/{max_score:g}, "
                      f"median {statistics.median(totals):g}/{max_score:g}; full marks: {full} of {len(graded)}")
-    failed = [s for s in submissions if s.report is None]
+    # one line per submission whose every exercise was stopped by one cause (an import that
+    # hangs is listed once here, not once per exercise below)
+    failed = [(s, s.error or gradebook.whole_submission_error(s.report)) for s in submissions]
+    failed = [(s, why) for s, why in failed if s.report is None or why]
     if failed:
         lines.append(f"Could not be graded ({len(failed)}; see the error column):")
-        lines.extend(f"  {s.name}: {s.error}" for s in failed)
+        lines.extend(f"  {s.name}: {why}" for s, why in failed)
+    duplicates = [s for s in submissions if s.duplicates]
+    if duplicates:
+        lines.append(f"Duplicates ({len(duplicates)} submissions share a student id; see the notes column):")
+        lines.extend(f"  {s.name}: student {s.student_id}, also {', '.join(s.duplicates)}" for s in duplicates)
+    if unmatched:
+        lines.append(f"Roster names with no submission ({len(unmatched)}): {', '.join(unmatched)}")
 
     failing = Counter()
     diagnoses = defaultdict(Counter)
     not_graded = Counter()
+    stopped_whole = {s.name for s, _ in failed}
     for sub in graded:
+        if sub.name in stopped_whole:
+            continue
         for ex in sub.report.exercises:
             if ex.status != "graded":
                 not_graded[(ex.name, ex.status_line)] += 1
@@ -287,20 +212,22 @@ def class_summary(submissions, exercises, top: int = TOP_FAILING) -> str:
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m grader batch",
-        description="Grade every submission in a folder (.py files, .ipynb notebooks, folders holding "
-                    "exercises/) into a CSV gradebook, in parallel sandboxed processes.",
+        description="Grade every submission in a folder or an LMS export's .zip (.py files, .ipynb "
+                    "notebooks, .zip files, folders) into a CSV gradebook, in parallel sandboxed processes.",
     )
-    p.add_argument("folder", type=Path, metavar="SUBMISSIONS_DIR")
+    p.add_argument("folder", type=Path, metavar="SUBMISSIONS", help="a folder of submissions, or its .zip")
     p.add_argument("exercises", nargs="*", metavar="EXERCISE", help="exercises to grade (default: all)")
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="grading processes at once (default 2; up to the number of free CPU cores)")
+    p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("grading processes"))
     p.add_argument("--output", type=Path, default=Path("gradebook.csv"), metavar="FILE",
                    help="the CSV gradebook (default ./gradebook.csv)")
     p.add_argument("--reports", type=Path, metavar="DIR",
                    help="also write each submission's text report to DIR/<submission>.txt (feedback to hand back)")
+    p.add_argument("--roster", type=Path, metavar="CSV",
+                   help="a CSV with columns submission,student_id: sets the student_id of those submissions")
     p.add_argument("--force", action="store_true", help="replace an existing gradebook (and reports)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise of a submission, in seconds (default 60)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
@@ -315,10 +242,14 @@ def inside(path: Path, folder: Path) -> bool:
 
 def check_args(args) -> None:
     """One-line UsageErrors for what cannot work, before anything is graded."""
+    if args.jobs is None:
+        args.jobs = available_cpus()
     if args.jobs < 1 or args.timeout <= 0 or args.memory_limit <= 0:
         raise UsageError("--jobs, --timeout and --memory-limit must be positive")
-    if not args.folder.is_dir():
-        raise UsageError(f"{args.folder} is not a folder of submissions")
+    if not (args.folder.is_dir() or (args.folder.is_file() and args.folder.suffix.lower() == ".zip")):
+        raise UsageError(f"{args.folder} is not a folder of submissions (nor the .zip of one)")
+    if args.roster is not None and not args.roster.is_file():
+        raise UsageError(f"--roster {args.roster}: no such file")
     out = args.output
     if inside(out, args.folder):
         raise UsageError(f"--output {out} is inside the submissions folder: write the gradebook elsewhere")
@@ -350,29 +281,57 @@ def write_reports(folder: Path, submissions) -> None:
 
 
 def batch_command(argv) -> int:
+    # intermixed: EXERCISE names may follow options, as in `python -m grader --submission F EXERCISE`
+    args = build_parser().parse_intermixed_args(argv)
+    from .deps import BATCH, missing, missing_message
 
-    args = build_parser().parse_args(argv)
+    if missing(BATCH):
+        raise UsageError(f"batch: {missing_message(missing(BATCH))}")
     exercises = selected_exercises(args.exercises)
     check_args(args)
-    submissions = find_submissions(args.folder)
-    if not submissions:
-        raise UsageError(f"no submissions in {args.folder} (expected .py or .ipynb files, or folders)")
+    roster = read_roster(args.roster) if args.roster is not None else {}
     from .options import verify_kit_data
 
     verify_kit_data()
+    with tempfile.TemporaryDirectory(prefix="grader-batch-") as workdir:  # unpacked zips, grouped files
+        return grade_class(args, exercises, roster, Path(workdir))
 
-    from .runner import prepare_parent
-    from .sandbox import Limits
 
-    device = device_argument(args.device)
-    start = time.perf_counter()
-    for sub in submissions:
+def open_submissions(folder: Path, workdir: Path) -> list[Submission]:
+    """The submissions of ``folder`` (or of the export .zip it is), each opened for grading."""
+    from .folders import open_any, unpack_zip
+
+    if folder.is_file():  # the LMS's export .zip
         try:
-            sub.source = open_entry(sub.path, sub.name)
+            folder = unpack_zip(folder, workdir / "export")
+        except SourceError as exc:
+            raise UsageError(str(exc)) from None
+    submissions = find_submissions(folder, workdir)
+    for sub in submissions:
+        if sub.error:
+            continue
+        try:
+            sub.source = open_any(sub.path, sub.name)
         except SourceError as exc:
             sub.error = str(exc)
         except Exception as exc:  # whatever else the grader trips on: this row only
             sub.error = f"the grader could not open this submission ({one_line(exc)})"
+    return submissions
+
+
+def grade_class(args, exercises, roster: dict, workdir: Path) -> int:
+    from .runner import prepare_parent
+    from .sandbox import Limits
+
+    device = device_argument(args.device)
+    limits = Limits(args.timeout, args.memory_limit, cell_timeout_s=cell_timeout(args))
+    lockdown = instructor_lockdown(args.jobs, hide=[args.folder])  # batch grading is instructor grading
+    start = time.perf_counter()
+    submissions = open_submissions(args.folder, workdir)
+    if not submissions:
+        raise UsageError(f"no submissions in {args.folder} (expected .py, .ipynb or .zip files, or folders)")
+    unmatched = apply_roster(submissions, roster)
+    flag_duplicates(submissions)
     ctx = prepare_parent(exercises, device)
     gc.collect()
     gc.freeze()  # the shared inputs never die: keep them out of later collections (and copy-on-write pages)
@@ -382,15 +341,15 @@ def batch_command(argv) -> int:
         if sub.source is None:
             progress.submission_done(sub)
     try:
-        grade_all(submissions, exercises, device, Limits(args.timeout, args.memory_limit), args.jobs, ctx, progress)
+        grade_all(submissions, exercises, device, limits, args.jobs, ctx, progress, lockdown=lockdown)
     finally:
         progress.close()
-    write_gradebook(args.output, submissions, exercises)
+    gradebook.write(args.output, submissions, exercises)
     if args.reports is not None:
         write_reports(args.reports, submissions)
     seconds = time.perf_counter() - start
     print(f"Graded {len(submissions)} submissions ({len(exercises)} exercises each) in {seconds:.0f} s "
           f"with --jobs {args.jobs}; gradebook written to {args.output}"
           + (f", reports to {args.reports}/" if args.reports else ""))
-    sys.stdout.write(class_summary(submissions, exercises))
+    sys.stdout.write(class_summary(submissions, exercises, unmatched=unmatched))
     return 0

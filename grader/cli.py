@@ -13,7 +13,9 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import SourceError, UsageError
-from .options import check_exercise_name, device_argument, selected_exercises, verify_data_files, verify_kit_data
+from .cpus import available_cpus
+from .options import (FORMATS, add_cell_timeout, cell_timeout, check_exercise_name, device_argument,
+                      instructor_lockdown, jobs_help, selected_exercises, verify_data_files, verify_kit_data)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 # Subcommands: name -> "module:function" taking argv (list of str) and returning an exit
@@ -44,28 +46,34 @@ def build_parser():
     what.add_argument("--solutions", action="store_true", help="grade solutions/ (the instructor's check)")
     what.add_argument("--submission", type=Path, metavar="FILE",
                       help="grade one .py file that defines any of the exercise functions, "
-                           "or a Jupyter notebook (.ipynb; its code cells run in order)")
+                           "a Jupyter notebook (.ipynb; its code cells run in order), or a folder or "
+                           ".zip of them")
     what.add_argument("--exercises-dir", type=Path, metavar="DIR",
                       help="grade another folder laid out like exercises/")
     p.add_argument("--list", action="store_true", help="list the exercises and their points")
     p.add_argument("--hint", metavar="EXERCISE", help="print the hints for one exercise")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the scenarios run (default cpu; auto picks cuda when available)")
-    from .report import RENDERERS
-
-    p.add_argument("--format", choices=list(RENDERERS), default="text",
+    p.add_argument("--format", choices=FORMATS, default="text",
                    help="text for people; json is Gradescope's results.json; exercism is Exercism's "
-                        "results.json v3 with points (GitHub Classroom); junit is JUnit XML")
+                        "results.json v3 with points; classroom is that with one test per point (GitHub "
+                        "Classroom's reporter); junit is JUnit XML")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="time limit per exercise in seconds (default 60)")
+    add_cell_timeout(p)
     p.add_argument("--memory-limit", type=int, default=2048, metavar="MB",
                    help="memory limit per exercise in MiB, above the grader's own (default 2048)")
-    p.add_argument("--jobs", type=int, default=2, metavar="N", help="exercises graded at once (default 2)")
+    p.add_argument("--jobs", type=int, metavar="N", help=jobs_help("exercises graded"))
     p.add_argument("-v", "--verbose", action="store_true",
                    help="all hints, what your code printed, and tracebacks")
     p.add_argument("--watch", action="store_true",
                    help="keep running: grade again each time an exercise file is saved (Ctrl-C stops)")
+    p.add_argument("--fresh-seeds", action="store_true",
+                   help="instructor grading, for grades that count: the student's code cannot reach the kit's "
+                        "own answers and, when the grader runs as root, runs as an unprivileged user of its own "
+                        "(see README, \"Instructor grading\"); it will also draw fresh scenario seeds at "
+                        "grade time")
     return p
 
 
@@ -95,7 +103,7 @@ def hints(name: str) -> str:
 
 
 def open_source(args):
-    from .sources import ExercisesDir, open_submission
+    from .sources import ExercisesDir
 
     try:
         if args.solutions:
@@ -103,7 +111,9 @@ def open_source(args):
                 raise UsageError("--solutions: there is no solutions/ here (the student release has none)")
             return ExercisesDir(KIT_ROOT / "solutions", f"{KIT_ROOT / 'solutions'}/")
         if args.submission:
-            return open_submission(args.submission)
+            from .folders import open_any
+
+            return open_any(args.submission)
         if args.exercises_dir:
             if not args.exercises_dir.is_dir():
                 raise UsageError(f"{args.exercises_dir} is not a folder")
@@ -157,29 +167,47 @@ def grade_command(argv) -> int:
         sys.stdout.write(hints(args.hint))
         return 0
     exercises = selected_exercises(args.exercises)
+    if args.jobs is None:
+        args.jobs = available_cpus()
     if args.timeout <= 0 or args.memory_limit <= 0 or args.jobs < 1:
         raise UsageError("--timeout, --memory-limit and --jobs must be positive")
+    cell_limit = cell_timeout(args)
     if args.watch and (args.output is not None or args.format != "text"):
         raise UsageError("--watch prints text reports to the terminal: drop --output and --format")
+    if args.watch and args.fresh_seeds:
+        raise UsageError("--watch is for practice; --fresh-seeds grades once, for grades that count: drop one")
     if not hasattr(os, "fork"):
         raise UsageError("the grader runs each exercise in a forked process, which needs Linux or macOS "
                          "(on Windows, use WSL)")
     source = open_source(args)
     check_output_path(args.output, source)
+    device = device_argument(args.device)
+    if args.watch:
+        verify_kit_data()
+        from .sandbox import Limits
+        from .watch import watch
+
+        limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
+        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
+    live = None
+    if args.format == "text" and args.output is None:  # the report as it happens (grader/live.py)
+        from .live import LiveTable
+
+        live = LiveTable(sys.stdout, source.label, device, exercises, args.timeout)
+        live.start()  # before torch is imported
     verify_kit_data()
 
-    from .report import RENDERERS
+    from .report import RENDERERS, closing_lines
     from .runner import grade
     from .sandbox import Limits
 
-    device = device_argument(args.device)
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit)
-    if args.watch:
-        from .watch import watch
-
-        return watch(lambda: open_source(args), exercises, device, limits, args.jobs, verbose=args.verbose)
-    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs)
-    write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_limit, cell_timeout_s=cell_limit)
+    report = grade(source, exercises, device=device, limits=limits, parallel=args.jobs, progress=live,
+                   lockdown=instructor_lockdown(args.jobs) if args.fresh_seeds else None)
+    if live is not None:
+        live.close(report, closing_lines(report, verbose=args.verbose))
+    else:
+        write_report(RENDERERS[args.format](report, verbose=args.verbose), args.output)
     if args.output is not None:
         print(f"{report.score:g}/{report.max_score:g} points; report written to {args.output}", file=sys.stderr)
     return 0 if report.full_marks else 1

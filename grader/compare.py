@@ -50,13 +50,17 @@ def _close(actual: float, expected: float, atol: float, rtol: float) -> bool:
 
 
 def compare_tensor(actual, expected, check) -> str | None:
+    """Values and shape only: the type (tensor, dtype) is a check of its own (``compare_type``),
+    so a right value of the wrong type costs the type check alone."""
+    if isinstance(actual, (list, tuple)):
+        try:
+            actual = torch.as_tensor(actual)
+        except (TypeError, ValueError, RuntimeError):
+            pass
     if not isinstance(actual, torch.Tensor):
         return f"expected a tensor of shape {tuple(expected.shape)}, got {type_name(actual)}: {describe(actual)}"
     if actual.shape != expected.shape:
         return f"expected shape {tuple(expected.shape)}, got shape {tuple(actual.shape)}"
-    dtype = check.get("dtype")
-    if dtype and str(actual.dtype) != f"torch.{dtype}":
-        return f"expected dtype {dtype}, got {str(actual.dtype).replace('torch.', '')}"
     try:
         torch.testing.assert_close(
             actual.to(expected.dtype), expected,
@@ -79,18 +83,41 @@ def as_number(value):
 
 
 def compare_number(actual, expected, check) -> str | None:
-    wanted_type = check.get("type")
+    """A Python number or one-element tensor, by value (its type is ``compare_type``'s)."""
     number = as_number(actual)
     if number is None:
         return f"expected a number close to {describe(expected)}, got {type_name(actual)}: {describe(actual)}"
-    if wanted_type == "float" and not isinstance(actual, (float, int)):
-        return f"expected a Python float, got {type_name(actual)} (use .item())"
-    if wanted_type == "tensor" and not (isinstance(actual, torch.Tensor) and actual.dim() == 0):
-        return f"expected a 0-dim tensor, got {type_name(actual)}"
     target = as_number(expected)
     if not _close(number, target, check.get("atol", 0.0), check.get("rtol", 0.0)):
         return f"expected {target:.6g}, got {number:.6g}"
     return None
+
+
+def type_description(value) -> str:
+    """What kind of value this is, as the type checks name it: "a 0-dim float32 tensor", "a float"."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dim()}-dim {str(value.dtype).replace('torch.', '')} tensor"
+    return f"a {type(value).__name__}"
+
+
+def compare_type(actual, expected, check) -> str | None:
+    """The type alone (``type = "float"``: a Python float; ``"tensor"``: a tensor, with ``dim``
+    and ``dtype`` if given), whatever the value: the value checks look at values only."""
+    wanted = check["type"]
+    if wanted == "float":
+        if isinstance(actual, (float, int)) and not isinstance(actual, bool):
+            return None
+        return f"expected a Python float, got {type_description(actual)}"
+    if wanted != "tensor":
+        raise ValueError(f"unknown type {wanted!r} in a type check")
+    dim, dtype = check.get("dim"), check.get("dtype")
+    ok = (isinstance(actual, torch.Tensor) and (dim is None or actual.dim() == dim)
+          and (dtype is None or str(actual.dtype) == f"torch.{dtype}"))
+    if ok:
+        return None
+    shown = " ".join(part for part in (f"{dim}-dim" if dim is not None else "", dtype or "") if part)
+    return f"expected a{'n' if shown[:1] in 'aeiou' and shown else ''} {shown + ' ' if shown else ''}tensor, " \
+           f"got {type_description(actual)}"
 
 
 def compare_floats(actual, expected, check) -> str | None:
@@ -98,10 +125,11 @@ def compare_floats(actual, expected, check) -> str | None:
         return f"expected {len(expected)} numbers {describe(list(expected))}, got {type_name(actual)}: {describe(actual)}"
     for i, (a, e) in enumerate(zip(actual, expected)):
         number = as_number(a)
+        where = f"item {i + 1} of {len(expected)}"  # counted from 1, as people count
         if number is None:
-            return f"item {i}: expected a number, got {type_name(a)}"
+            return f"{where}: expected a number, got {type_name(a)}"
         if not _close(number, as_number(e), check.get("atol", 0.0), check.get("rtol", 0.0)):
-            return f"item {i}: expected {as_number(e):.6g}, got {number:.6g} (expected {describe(list(expected))})"
+            return f"{where}: expected {as_number(e):.6g}, got {number:.6g} (expected {describe(list(expected))})"
     return None
 
 
@@ -119,20 +147,28 @@ def compare_exact(actual, expected, check) -> str | None:
 
 
 def compare_log(actual, expected, check) -> str | None:
-    """Log lines: the same text, numbers within atol (they are printed rounded to 3 decimals)."""
-    if not isinstance(actual, list):
-        return f"expected {len(expected)} log lines, got {describe(actual)}"
-    if len(actual) != len(expected):
-        return f"expected {len(expected)} log lines, got {len(actual)}; first expected: {expected[0]!r}"
+    """Log lines ``{"lines": [...], "ignored": [...]}`` (checks/train_model_simple/scenarios.py):
+    the same lines, numbers within atol (they are printed rounded to 3 decimals). Other printed
+    lines were ignored; a few are shown when the log lines are missing."""
+    if not isinstance(actual, dict) or not isinstance(actual.get("lines"), list):
+        return f"expected {len(expected['lines'])} log lines, got {describe(actual)}"
+    got, want = actual["lines"], expected["lines"]
+    if len(got) != len(want):
+        message = f"expected {len(want)} log lines like {want[0]!r}, got {len(got)}"
+        ignored = [line for line in actual.get("ignored", []) if isinstance(line, str)]
+        if ignored and len(got) < len(want):
+            message += "; printed lines that are not in that format (not counted): " + \
+                       ", ".join(repr(line[:80]) for line in ignored)
+        return message
     atol = check.get("atol", 0.0)
-    for got, want in zip(actual, expected):
-        same_text = NUMBER.sub("#", got) == NUMBER.sub("#", want)
+    for line, wanted in zip(got, want):
+        same_text = NUMBER.sub("#", line) == NUMBER.sub("#", wanted)
         numbers_close = same_text and all(
             _close(float(g), float(w), atol, 0.0)
-            for g, w in zip(NUMBER.findall(got), NUMBER.findall(want))
+            for g, w in zip(NUMBER.findall(line), NUMBER.findall(wanted))
         )
         if not numbers_close:
-            return f"expected the line {want!r}, got {got!r}"
+            return f"expected the line {wanted!r}, got {line!r}"
     return None
 
 
@@ -182,6 +218,9 @@ def plot_losses_vs_epochs(actual, expected, check):
 
 
 def plot_tokens_axis(actual, expected, check):
+    """What the figure shows, however it was drawn (``twiny()``, ``secondary_xaxis("top", ...)``):
+    an x-axis on top, labelled 'Tokens seen', whose limits span tokens_seen (and not
+    more than twice that span)."""
     axes, problem = _figure(actual)
     if problem:
         return problem
@@ -189,9 +228,29 @@ def plot_tokens_axis(actual, expected, check):
     labelled = [ax for ax in axes if ax["xlabel"].strip().lower() == "tokens seen"]
     if not labelled:
         return "no x-axis is labelled 'Tokens seen'"
-    if not any(_matches(line["x"], tokens) for ax in labelled for line in ax["lines"]):
-        return "the 'Tokens seen' axis has no line with tokens_seen as x values"
-    return None
+    top = [ax for ax in labelled if ax.get("xlabel_top")]
+    if not top:
+        return "the axis labelled 'Tokens seen' is at the bottom: make it a second x-axis on top (ax1.twiny())"
+    low, high = min(tokens), max(tokens)
+    slack = 0.01 * (high - low)
+    for ax in top:
+        lo, hi = sorted(ax["xlim"])
+        if lo <= low + slack and hi >= high - slack and hi - lo <= 2 * (high - low) + slack:
+            return None
+    lo, hi = sorted(top[0]["xlim"])
+    return (f"the 'Tokens seen' axis runs from {lo:.6g} to {hi:.6g}, but tokens_seen goes from {low:g} to {high:g}: "
+            "plot against tokens_seen on that axis (an invisible line, alpha=0, sets its range)")
+
+
+def compare_devices(actual, expected, check):
+    """The scenario's record of inputs that reached a computation without ``.to(device)``
+    (grader/checks/common.py: MoveRecorder): none, like the reference."""
+    if not isinstance(actual, list) or not all(isinstance(item, str) for item in actual):
+        return f"could not tell where the inputs were used: got {describe(actual)}"
+    if not actual:
+        return None
+    return (f"not moved to the device: {'; '.join(actual)}. It works on a CPU, but with device='cuda' it fails "
+            "('Expected all tensors to be on the same device'): move each with .to(device) before using it")
 
 
 def plot_labels(actual, expected, check):
@@ -214,8 +273,11 @@ COMPARATORS = {
     "plot_losses_vs_epochs": plot_losses_vs_epochs,
     "plot_tokens_axis": plot_tokens_axis,
     "plot_labels": plot_labels,
+    "type": compare_type,
+    "devices": compare_devices,
 }
-DIAGNOSABLE = {"tensor", "number", "floats", "exact", "log"}  # compare two values, so mistakes can match
+DIAGNOSABLE = {"tensor", "number", "floats", "exact", "log", "type"}  # compare two values, so mistakes can match
+VALUE_COMPARES = {"tensor", "number", "floats"}  # by value only: a type is a "type" check of its own
 
 
 def pick(outputs: dict, check: dict):
@@ -228,14 +290,6 @@ def pick(outputs: dict, check: dict):
     return value
 
 
-def _kind(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return "tensor"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return "number"
-    return type(value).__name__
-
-
 SAME_CAUSE_ERRORS = {"ZeroDivisionError"}  # one cause, whatever the wording ("float division by zero")
 
 
@@ -243,6 +297,11 @@ def _error_core(error: dict) -> str:
     """The start of an error message, without where it happened and without numbers."""
     message = str(error.get("message", "")).split(" (at line ")[0]
     return re.sub(r"\d+", "#", message)[:80]
+
+
+def error_key(error: dict) -> str:
+    """One string per cause of an error record: its type and message without numbers or line."""
+    return f"{error['__error__']}: {_error_core(error)}"
 
 
 def same_error(actual: dict, other: dict) -> bool:
@@ -255,14 +314,13 @@ def same_error(actual: dict, other: dict) -> bool:
 
 def same_output(check, actual, other) -> bool:
     """Whether two outputs for ``check`` are the same for diagnosis: the same exception type
-    for errors; else equal within the check's tolerance, and of the same kind (tensor or
-    Python number) where the check asks for a type."""
+    for errors; for a type check the same type; else equal within the check's tolerance
+    (a value check looks at the value only, whatever its type)."""
     if is_error(actual) or is_error(other):
         return is_error(actual) and is_error(other) and same_error(actual, other)
-    if "type" in check and _kind(actual) != _kind(other):
-        return False
-    loose = {k: v for k, v in check.items() if k != "type"}
-    return run_comparator(loose, actual, other) is None
+    if check["compare"] == "type":
+        return type_description(actual) == type_description(other)
+    return run_comparator(check, actual, other) is None
 
 
 def run_comparator(check, actual, expected) -> str | None:

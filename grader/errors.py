@@ -21,8 +21,21 @@ class LoadError(Exception):
 
 
 class NotImplementedYet(Exception):
-    """The exercise is missing or still raises NotImplementedError (grading child)."""
+    """The exercise is missing or still raises NotImplementedError (grading child).
+
+    ``summary`` is the report table's few words for it: "not implemented yet" for an
+    untouched stub; the message says more when it is something else (a misnamed function,
+    the stub's raise left in below the student's code).
+    """
+
+    def __init__(self, message: str, summary: str = "not implemented yet"):
+        super().__init__(message)
+        self.summary = summary
 
 
 class DependencyError(RuntimeError):
     """An exercise the graded one uses is not implemented or could not be loaded (student release)."""
+
+
+class KitAnswerHidden(RuntimeError):
+    """Student code called the kit's own answer to the exercise being graded (instructor grading)."""

@@ -7,7 +7,10 @@ root, Gradescope's two files and the kit's grading parts:
   environment in /autograder/venv with the CPU build of torch and requirements.txt
   (the versions this bundle was built and tested with);
 - ``run_autograder``: run for each submission: grades /autograder/submission and
-  writes /autograder/results/results.json (``python -m grader.gradescope``);
+  writes /autograder/results/results.json (``python -m grader.gradescope``), under
+  instructor grading (``--fresh-seeds``: grader/lockdown.py, grader/answers.py); both
+  scripts make the kit's grader/ and reference/ unreadable to other users, since
+  the student's code runs as one where the container allows no mount namespace;
 - ``requirements.txt``, ``grader/`` (with its checks and the frozen expected
   values), ``reference/`` and ``data/``. No solutions/.
 
@@ -15,8 +18,9 @@ root, Gradescope's two files and the kit's grading parts:
 ``AUTOGRADER_PYTHON`` (default the venv's python, else python3), so it can be tried
 on a folder laid out like Gradescope's.
 
-What is graded in the submission folder, first match wins: an ``exercises/``
-folder; files named like the exercises (``calc_loss_batch.py``...); one notebook
+What is graded in the submission folder, first match wins (grader/folders.py): an
+``exercises/`` folder; .py files named like the exercises (``calc_loss_batch.py``...) or
+several .py files, each exercise from the file that defines it; one notebook
 (``chapter5.ipynb`` if there are several); one ``.py`` file. A folder holding a
 single folder (a zipped folder) is looked into. When nothing can be graded, the
 results.json says why, with a score of 0.
@@ -35,19 +39,20 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from . import EXERCISES
+from .deps import GRADING, TORCH_INDEX, TORCH_VERSION
+from .report import GRADESCOPE_STDOUT_VISIBILITY, GRADESCOPE_VISIBILITY
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_DIRS = ("grader", "reference", "data")
-TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # Distributions the grader imports (besides torch, installed from TORCH_INDEX), pinned to
 # the versions installed where the bundle is built.
-REQUIREMENTS = ("tiktoken", "matplotlib", "nbformat", "pytest")
-NOTEBOOK_NAME = "chapter5.ipynb"
+REQUIREMENTS = tuple(dist for dist in GRADING.values() if dist != "torch")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
-# It needs Python >= 3.11: choose the Ubuntu 24.04 base image (or newer).
+# Meant for Gradescope's Ubuntu 24.04 base image (its python3 is 3.12; the grader needs
+# >= 3.11, so not 22.04's 3.10), with the default container: 0.5 vCPU (the grader then runs
+# one grading process at a time) and the memory setting of the kit's guide (docs).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
@@ -57,11 +62,15 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {{
     echo "setup.sh: the grader needs Python >= 3.11; this image has $(python3 --version)" >&2; exit 1; }}
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir --upgrade pip
-# The CPU build of torch: no CUDA libraries to download.
-/autograder/venv/bin/pip install --no-cache-dir --index-url {torch_index} "torch=={torch}"
+# The CPU build of torch (no CUDA libraries to download), the version the kit was measured with.
+/autograder/venv/bin/pip install --no-cache-dir --index-url {torch_index} "torch=={torch}" || {{
+    echo "setup.sh: torch {torch} has no CPU wheel for $(python3 --version) here: choose the Ubuntu 24.04 image" >&2
+    exit 1; }}
 /autograder/venv/bin/pip install --no-cache-dir -r requirements.txt
 # Fails the image build now, not every submission later, when the kit does not load.
 /autograder/venv/bin/python -c "import grader.cli, reference; reference.verify_all_data()"
+# The grader (root) runs student code as users of its own: they must not read the kit's answers.
+chmod -R go-rwx grader reference
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -76,8 +85,12 @@ if [ -z "$PYTHON" ]; then
 fi
 cd "$(dirname "$(readlink -f "$0")")"
 [ -d grader ] || cd "$ROOT/source"
-exec "$PYTHON" -m grader.gradescope --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json"
+# Student code runs as users of its own (when this runs as root): the kit's answers are not theirs to read.
+chmod -R go-rwx grader reference 2>/dev/null || true
+exec "$PYTHON" -m grader.gradescope --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json" \\
+    @VISIBILITY@
 """
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's own values
 
 
 class NoSubmission(Exception):
@@ -94,13 +107,6 @@ def requirements_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def torch_version() -> str:
-    try:
-        return metadata.version("torch").split("+")[0]
-    except metadata.PackageNotFoundError:
-        return "2.13.0"
-
-
 def bundle_files(kit_root: Path = KIT_ROOT):
     """(name in the zip, path) of the kit files a bundle carries, sorted."""
     for folder in BUNDLE_DIRS:
@@ -111,8 +117,16 @@ def bundle_files(kit_root: Path = KIT_ROOT):
                 yield rel.as_posix(), path
 
 
-def build_bundle(output: Path, force: bool = False) -> list[str]:
-    """Write the Gradescope bundle to ``output``; returns the names in it.
+def run_autograder_script(visibility: str = GRADESCOPE_VISIBILITY,
+                          stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> str:
+    return RUN_AUTOGRADER.replace(
+        "@VISIBILITY@", f"--visibility {visibility} --stdout-visibility {stdout_visibility}")
+
+
+def build_bundle(output: Path, force: bool = False, visibility: str = GRADESCOPE_VISIBILITY,
+                 stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> list[str]:
+    """Write the Gradescope bundle to ``output``; returns the names in it. ``visibility`` and
+    ``stdout_visibility`` go into every results.json (Gradescope's values, VISIBILITIES).
 
     Raises:
         FileExistsError: ``output`` exists and ``force`` is false.
@@ -123,8 +137,9 @@ def build_bundle(output: Path, force: bool = False) -> list[str]:
     names = []
     tmp = output.with_name(output.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, text in (("setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, torch=torch_version())),
-                           ("run_autograder", RUN_AUTOGRADER), ("requirements.txt", requirements_text())):
+        for name, text in (("setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, torch=TORCH_VERSION)),
+                           ("run_autograder", run_autograder_script(visibility, stdout_visibility)),
+                           ("requirements.txt", requirements_text())):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             mode = 0o755 if name != "requirements.txt" else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
@@ -149,6 +164,12 @@ def gradescope_command(argv) -> int:
                     "assignment's autograder, with the Ubuntu 24.04 base image.")
     p.add_argument("--output", type=Path, required=True, metavar="FILE.zip", help="where to write the zip")
     p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.add_argument("--visibility", choices=VISIBILITIES, default=GRADESCOPE_VISIBILITY,
+                   help="when students see the tests and their score (default visible: at once, for "
+                        "practice; after_published for an exam)")
+    p.add_argument("--stdout-visibility", choices=VISIBILITIES, default=GRADESCOPE_STDOUT_VISIBILITY,
+                   help="when students see run_autograder's log (default hidden: it is for you; the tests' "
+                        "output already says what they need)")
     args = p.parse_args(argv)
     if args.output.suffix != ".zip":
         raise UsageError(f"--output {args.output}: name a .zip file")
@@ -158,7 +179,8 @@ def gradescope_command(argv) -> int:
         raise UsageError(f"--output {args.output}: folder {args.output.parent} does not exist")
     verify_kit_data()  # a bundle without its data or expected values would fail every submission
     try:
-        names = build_bundle(args.output, force=args.force)
+        names = build_bundle(args.output, force=args.force, visibility=args.visibility,
+                             stdout_visibility=args.stdout_visibility)
     except FileExistsError as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {args.output} ({len(names)} files, {args.output.stat().st_size / 2**20:.1f} MiB)")
@@ -169,52 +191,38 @@ def gradescope_command(argv) -> int:
 # Inside Gradescope: run_autograder
 # ---------------------------------------------------------------------------
 
-def _visible(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX")))
-
-
 def find_submission(folder: Path) -> list[str]:
-    """The grader's source arguments for what a student uploaded to ``folder``. Raises NoSubmission."""
+    """The grader's source arguments for what a student uploaded to ``folder`` (the rules of
+    folders.what_to_grade, as ``grader batch`` applies them). Raises NoSubmission."""
+    from .errors import SourceError
+    from .folders import what_to_grade
+
     folder = Path(folder)
     if not folder.is_dir():
         raise NoSubmission(f"the submission folder {folder} does not exist")
-    entries = _visible(folder)
-    while len(entries) == 1 and entries[0].is_dir() and entries[0].name != "exercises":
-        folder = entries[0]  # an uploaded folder: look inside it
-        entries = _visible(folder)
-    if (folder / "exercises").is_dir():
-        return ["--exercises-dir", str(folder / "exercises")]
-    if any((folder / f"{e}.py").is_file() for e in EXERCISES):
-        return ["--exercises-dir", str(folder)]
-    notebooks = [p for p in entries if p.suffix == ".ipynb" and p.is_file()]
-    if len(notebooks) > 1:
-        named = [p for p in notebooks if p.name == NOTEBOOK_NAME]
-        if not named:
-            raise NoSubmission(f"several notebooks were submitted ({', '.join(p.name for p in notebooks)}): "
-                               f"submit one, or name the one to grade {NOTEBOOK_NAME}")
-        notebooks = named
-    if notebooks:
-        return ["--submission", str(notebooks[0])]
-    scripts = [p for p in entries if p.suffix == ".py" and p.is_file()]
-    if len(scripts) == 1:
-        return ["--submission", str(scripts[0])]
-    if scripts:
-        raise NoSubmission(f"several .py files were submitted ({', '.join(p.name for p in scripts)}): name them "
-                           "after the exercises (calc_loss_batch.py...), or submit one file or the notebook")
-    raise NoSubmission(f"nothing to grade: submit {NOTEBOOK_NAME}, one .py file defining the exercise "
-                       "functions, or the exercises' files (text_to_token_ids.py...)")
+    try:
+        kind, what = what_to_grade(folder)
+    except SourceError as exc:
+        raise NoSubmission(str(exc)) from None
+    if kind == "exercises":
+        return ["--exercises-dir", str(what)]
+    if kind == "files":  # each exercise from the .py file that defines it
+        return ["--submission", str(what[0].parent)]
+    return ["--submission", str(what)]
 
 
 def error_results(message: str) -> dict:
     """results.json for a submission that could not be graded: 0 points and the reason."""
-    from .checks import check_definitions
-
-    max_score = sum(c["points"] for e in EXERCISES for c in check_definitions()[e]["checks"])
-    return {"score": 0, "max_score": max_score, "output": f"The autograder could not grade this submission: {message}",
-            "tests": []}
+    return {"score": 0, "output": f"The autograder could not grade this submission: {message}", "tests": []}
 
 
-def run_autograder(submission_dir: Path, results_file: Path, extra_args=()) -> int:
+def write_results(results_file: Path, results: dict, visibility: str, stdout_visibility: str) -> None:
+    results = {**results, "visibility": visibility, "stdout_visibility": stdout_visibility}
+    results_file.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_autograder(submission_dir: Path, results_file: Path, extra_args=(), visibility: str = GRADESCOPE_VISIBILITY,
+                   stdout_visibility: str = GRADESCOPE_STDOUT_VISIBILITY) -> int:
     """Grade ``submission_dir`` and write Gradescope's ``results_file``; returns 0 when written."""
     from .cli import main as grader_main
 
@@ -223,18 +231,22 @@ def run_autograder(submission_dir: Path, results_file: Path, extra_args=()) -> i
     try:
         source_args = find_submission(submission_dir)
     except NoSubmission as exc:
-        results_file.write_text(json.dumps(error_results(str(exc)), indent=2) + "\n", encoding="utf-8")
+        write_results(results_file, error_results(str(exc)), visibility, stdout_visibility)
         print(f"run_autograder: {exc}")
         return 0
     print("run_autograder: python -m grader " + " ".join(source_args), flush=True)
     stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        code = grader_main([*source_args, *extra_args, "--format", "json", "--output", str(results_file)])
+    with contextlib.redirect_stderr(stderr):  # instructor grading (--fresh-seeds): these grades count
+        code = grader_main([*source_args, *extra_args, "--fresh-seeds", "--format", "json",
+                            "--output", str(results_file)])
     sys.stderr.write(stderr.getvalue())
     if code == 2 or not results_file.is_file():  # a usage error: a broken notebook, a missing module...
         lines = [line.removeprefix("python -m grader: error: ") for line in stderr.getvalue().splitlines()]
         message = next((line for line in reversed(lines) if line.strip()), f"the grader exited with status {code}")
-        results_file.write_text(json.dumps(error_results(message), indent=2) + "\n", encoding="utf-8")
+        results = error_results(message)
+    else:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    write_results(results_file, results, visibility, stdout_visibility)
     return 0
 
 
@@ -243,9 +255,11 @@ def main(argv=None) -> int:
                                 description="Gradescope's run_autograder: grade a submission folder.")
     p.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"))
     p.add_argument("--results", type=Path, default=Path("/autograder/results/results.json"))
+    p.add_argument("--visibility", choices=VISIBILITIES, default=GRADESCOPE_VISIBILITY)
+    p.add_argument("--stdout-visibility", choices=VISIBILITIES, default=GRADESCOPE_STDOUT_VISIBILITY)
     args, extra = p.parse_known_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    return run_autograder(args.submission_dir, args.results, extra)
+    return run_autograder(args.submission_dir, args.results, extra, args.visibility, args.stdout_visibility)
 
 
 if __name__ == "__main__":

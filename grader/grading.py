@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .checks import check_definitions
-from .compare import DIAGNOSABLE, is_error, pick, run_comparator, same_output
+from .compare import DIAGNOSABLE, describe, error_key, is_error, pick, run_comparator, same_output
 
 STATUS_LINES = {
     "not_implemented": "not implemented yet",
@@ -30,6 +30,7 @@ class CheckResult:
     diagnosis: str = ""  # the likely mistake, when the error model recognises it
     hint: str = ""
     traceback: str = ""  # when the student's code raised: shown with -v
+    error: str = ""  # when it raised: compare.error_key, the same for every check one error failed
 
     @property
     def passed(self) -> bool:
@@ -44,7 +45,10 @@ class ExerciseResult:
     checks: list[CheckResult] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
-    log: str = ""
+    log: str = ""  # what the code printed: the first sandbox.MAX_LOG_BYTES of it
+    log_bytes: int = 0  # how much it printed in all
+    summary: str = ""  # the table's words for a status other than graded, when more precise
+    uses: tuple = ()  # the student's own other exercises it ran on (student release)
 
     @property
     def score(self) -> float:
@@ -59,7 +63,12 @@ class ExerciseResult:
         if self.status == "graded":
             failed = sum(not c.passed for c in self.checks)
             return "passed" if not failed else f"{failed} of {len(self.checks)} checks failed"
-        return STATUS_LINES.get(self.status, self.status)
+        return self.summary or STATUS_LINES.get(self.status, self.status)
+
+    @property
+    def says_more(self) -> bool:
+        """Whether ``message`` tells more than the table's status line (not for an untouched stub)."""
+        return self.status != "graded" and self.status_line != STATUS_LINES["not_implemented"]
 
 
 @dataclass
@@ -68,6 +77,7 @@ class Report:
     source: str
     device: str
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # said once about the source (a notebook's failed cells)
 
     @property
     def score(self) -> float:
@@ -80,6 +90,23 @@ class Report:
     @property
     def full_marks(self) -> bool:
         return all(e.score == e.max_score for e in self.exercises)
+
+    def dependency_note(self, ex: ExerciseResult) -> str:
+        """For a failing exercise that ran on the student's own other exercises (student
+        release): which of those fail their own checks, or were not graded in this run."""
+        if ex.score == ex.max_score or not ex.uses:
+            return ""
+        by_name = {e.name: e for e in self.exercises}
+        failing = [u for u in ex.uses if u in by_name and by_name[u].score < by_name[u].max_score]
+        if failing:
+            names = " and ".join(failing)
+            which = "fails its" if len(failing) == 1 else "fail their"
+            return f"{ex.name} ran on your {names}, which {which} own checks: the cause may be there, fix {names} first"
+        unchecked = [u for u in ex.uses if u not in by_name]
+        if unchecked:
+            names = " and ".join(unchecked)
+            return f"{ex.name} ran on your {names}: grade {'it' if len(unchecked) == 1 else 'them'} too (python -m grader {' '.join(unchecked)})"
+        return ""
 
 
 def scenario_output(outputs: dict, check: dict):
@@ -143,18 +170,45 @@ def evaluate_check(exercise: str, check: dict, child, expected: dict) -> CheckRe
         result.message = child.message or STATUS_LINES.get(child.status, child.status)
         return result
     actual = scenario_output(child.outputs, check)
-    message = run_comparator(check, actual, scenario_output(expected["reference"], check))
+    wanted = scenario_output(expected["reference"], check)
+    message = run_comparator(check, actual, wanted)
     if message:
         result.points = 0
-        result.message = message
+        result.message = failure_message(check, actual, wanted) if "failure" in check and not is_error(actual) \
+            else message
         result.diagnosis = diagnose(exercise, check, actual, child.outputs, expected)
         if is_error(actual):
             result.traceback = str(actual.get("traceback", ""))
+            result.error = error_key(actual)
     return result
+
+
+VALUE_CHECKS = ("tensor", "number", "floats", "exact", "log")  # they compare what the function computed
+WITHHELD = ("not counted while no check of the values passes: the right type or device "
+            "handling alone is no answer")
+
+
+def is_value_check(check: dict) -> bool:
+    return check["compare"] in VALUE_CHECKS and not check.get("with_values")
+
+
+def withhold(result: CheckResult) -> None:
+    """A ``with_values`` check (a type, the device) passed while every value is wrong: no points."""
+    result.points = 0
+    result.message = WITHHELD
+    result.hint = "Get the values right first: this check's points come with them."
+
+
+def failure_message(check: dict, actual, expected) -> str:
+    """A check's own sentence for a wrong value (``failure`` in checks.toml), where the
+    comparator's "expected True, got False" would not say what went wrong."""
+    return check["failure"].format(expected=describe(expected), got=describe(actual))
 
 
 def exercise_result(exercise: str, child, checks: list[CheckResult]) -> ExerciseResult:
     spec = check_definitions()[exercise]
     status = "graded" if child.status == "ran" else child.status
     message = "" if child.status == "ran" else child.message
-    return ExerciseResult(exercise, spec["section"], status, checks, message, child.seconds, child.log)
+    return ExerciseResult(exercise, spec["section"], status, checks, message, child.seconds, child.log,
+                          log_bytes=child.log_bytes, summary=getattr(child, "summary", ""),
+                          uses=tuple(getattr(child, "uses", ())))

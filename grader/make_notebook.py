@@ -123,8 +123,8 @@ def grade_cell_source(*exercises: str) -> str:
     """A grade cell for ``exercises`` (none: all of them)."""
     args = ", ".join(repr(e) for e in exercises)
     what = ", ".join(exercises) if exercises else "every exercise"
-    return (f"{GRADE_MARKER}: grades {what} in this notebook's SAVED file; save first (Ctrl+S / Cmd+S).\n"
-            "# It runs `python -m grader --submission <this notebook>` in a separate process and is\n"
+    return (f"{GRADE_MARKER}: grades {what} as this kernel has it now (no need to save first).\n"
+            "# It runs `python -m grader` in a separate process on the cells this kernel ran, and is\n"
             "# skipped when the notebook itself is graded.\n"
             "from grader.notebook import grade_in_notebook\n"
             f"grade_in_notebook({args})\n")
@@ -134,20 +134,33 @@ INTRO = """# Chapter 5: Pretraining on unlabeled data — exercises
 
 The functions of chapter 5 of *Build a Large Language Model From Scratch*, one exercise each.
 For each exercise: read the text, fill in the function in the code cell (replace the
-`raise NotImplementedError(...)`), run the cell, **save the notebook** (Ctrl+S / Cmd+S),
-then run the grade cell below it. The grade cell runs the kit's grader on the saved file,
-so unsaved changes are not graded.
-
-How the grader runs this notebook: the code cells run in order in a fresh process, as a
-fresh *Run all* would. IPython magics and shell lines (`%matplotlib inline`, `!pip ...`)
-and the grade cells are skipped; a cell that raises stops the cells after it, and the
-report names that cell (code cells counted from 1). Each exercise is graded on its own:
+`raise NotImplementedError(...)`), run the cell, then run the grade cell below it. The grade
+cell grades the function as this kernel has it now, with the cells it depends on (what you
+ran, not the file as last saved), in a separate process. Each exercise is graded on its own:
 when one exercise is graded, the other exercises' names used inside it are the kit's
-reference versions, so a mistake costs points in one exercise only. Keep long runs (a
-full training) out of this notebook, or the grader runs them too.
+reference versions, so a mistake costs points in one exercise only.
+
+Handing in the notebook file: the grader runs its code cells in order in a fresh process, as
+a fresh *Run all* would, with three differences. Lines that only run in Jupyter or Colab
+(`%matplotlib inline`, `!pip ...`, `from google.colab import drive`) are left out, with a note;
+a cell that raises is reported and the cells after it still run; a cell that runs longer than
+the time limit, or ends the process, is stopped once, reported and skipped. Code cells are
+counted from 1. Keep long runs (a full training) out of the notebook: every exercise runs its
+cells again.
 
 From a terminal in the kit's folder: `python -m grader --submission chapter5.ipynb`
 (add exercise names to grade only those; `--hint EXERCISE` for hints).
+"""
+
+# After plot_losses: the loss plot, drawn in the notebook (runs with the stub too).
+PLOT_CELL = """%matplotlib inline
+# Try your plot_losses on made-up losses: two epochs, five evaluations.
+epochs_seen = torch.linspace(0, 2, 5)
+tokens_seen = [0, 2560, 5120, 7680, 10240]
+try:
+    plot_losses(epochs_seen, tokens_seen, [9.8, 7.5, 6.3, 5.6, 5.0], [9.9, 7.9, 7.0, 6.6, 6.5])
+except NotImplementedError as exc:
+    print(f"{exc}: fill in the plot_losses cell above first")
 """
 
 SETUP = """# Setup: the pieces from earlier chapters, from the kit's reference implementation.
@@ -191,7 +204,10 @@ def build_notebook(with_solutions: bool = False, solutions_dir: Path = SOLUTIONS
         cells.append(v4.new_markdown_cell(text))
         cells.append(v4.new_code_cell(exercise_code(code), metadata={"grader": {"exercise": exercise}}))
         cells.append(v4.new_code_cell(grade_cell_source(exercise), metadata={"tags": [GRADE_TAG]}))
-    cells.append(v4.new_markdown_cell("## Grade everything\n\nSave the notebook first."))
+        if exercise == "plot_losses":
+            cells.append(v4.new_markdown_cell("### Your loss plot"))
+            cells.append(v4.new_code_cell(PLOT_CELL, metadata={"grader": {"role": "plot"}}))
+    cells.append(v4.new_markdown_cell("## Grade everything"))
     cells.append(v4.new_code_cell(grade_cell_source(), metadata={"tags": [GRADE_TAG]}))
     nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},

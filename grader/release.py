@@ -15,7 +15,7 @@ The release holds:
   copied byte for byte;
 - ``reference/`` with the earlier chapters only: data.py (chapter 2), model.py
   (chapters 3-4) and, from run.py, the loaders of section 5.1.3 (``make_loaders``);
-- ``data/``, a README for students and a pyproject.toml.
+- ``data/``, a README for students, a pyproject.toml and the kit's setup.py.
 
 No solutions/, no reference/pretraining.py. Before the release is moved into
 place, every text file of it is searched for the lines of the solution regions and
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import builtins
 import filecmp
 import os
 import shutil
@@ -37,6 +36,8 @@ from . import EXERCISES
 from .errors import UsageError
 from .context import missing_expected_files
 from .generate import REGION, GenerateError, stub_source
+from .release_given import (GIVEN_FUNCTIONS, REFERENCE_SHIPPED, _reference_module_names, given_function, given_module,
+                            import_lines, reference_given)
 from .release_leaks import leaked_lines, secret_lines
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +45,8 @@ GRADER_DIR = KIT_ROOT / "grader"
 TEMPLATES = GRADER_DIR / "templates"  # the release's README and pyproject.toml
 # instructor-only modules: regen, make-exercises, release; and each exercise's error model
 # (grader/checks/<exercise>/mistakes.py), whose outputs are frozen in grader/expected/
-GRADER_EXCLUDED = {"expected.py", "generate.py", "release.py"}
+GRADER_EXCLUDED = {"expected.py", "generate.py", "release.py", "release_given.py", "release_leaks.py"}
 CHECKS_EXCLUDED = {"mistakes.py"}
-# chapter-5 functions the book gives (not exercises): written into the stubs that use them
-GIVEN_FUNCTIONS = ("generate_and_print_sample",)
-# reference modules of the earlier chapters, shipped as they are
-REFERENCE_SHIPPED = ("data.py", "model.py")
 # reference modules of chapter 5: never shipped, and none of their lines may be
 CHAPTER5_REFERENCE = ("pretraining.py", "decoding.py", "checkpoints.py", "gpt2.py", "commands.py")
 # from reference/run.py, what the grader's scenarios use (the loaders of section 5.1.3)
@@ -67,53 +64,6 @@ GIVEN_COMMENT = (
 
 
 # Exercises ------------------------------------------------------------------
-
-
-def _reference_module_names() -> set[str]:
-    """Names the release's ``reference`` package exports (chapters 2-4)."""
-    names = set()
-    for module in REFERENCE_SHIPPED:
-        tree = ast.parse((KIT_ROOT / "reference" / module).read_text(encoding="utf-8"))
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                names.add(node.name)
-            elif isinstance(node, ast.Assign):
-                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return names
-
-
-def given_function(name: str) -> tuple[str, set[str]]:
-    """The source of a given chapter-5 function from reference/pretraining.py, and the
-    global names it uses."""
-    text = (KIT_ROOT / "reference" / "pretraining.py").read_text(encoding="utf-8")
-    tree = ast.parse(text)
-    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-    if node is None:
-        raise GenerateError(f"reference/pretraining.py has no function {name}")
-    params = {a.arg for a in node.args.args + node.args.kwonlyargs}
-    assigned = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return ast.get_source_segment(text, node) + "\n", used - params - assigned - set(dir(builtins))
-
-
-def import_lines(names, exercise: str, reference_names: set[str]) -> tuple[list[str], list[str]]:
-    """Import statements for ``names`` in the release: ``(third-party, kit)``; the kit's
-    import the exercises from the student's own modules."""
-    lines, from_reference = [], []
-    for name in sorted(names, key=lambda n: (EXERCISES.index(n) if n in EXERCISES else 99, n)):
-        if name == "torch":
-            continue
-        if name in EXERCISES:
-            if name == exercise:
-                raise GenerateError(f"solutions/{exercise}.py imports {exercise} from reference")
-            lines.append(f"from exercises.{name} import {name}\n")
-        elif name in reference_names:
-            from_reference.append(name)
-        else:
-            raise GenerateError(f"solutions/{exercise}.py needs {name}, which the release's reference does not have")
-    if from_reference:
-        lines.append(f"from reference import {', '.join(from_reference)}\n")
-    return ["import torch\n"] if "torch" in names else [], lines
 
 
 def release_exercise_source(solution_source: str, exercise: str, keep_solution: bool = False) -> str:
@@ -160,27 +110,6 @@ def release_exercise_source(solution_source: str, exercise: str, keep_solution: 
     return result
 
 
-def given_module() -> str:
-    """grader/given.py of the release: the given functions, for release_mode.py to bind."""
-    sources, uses = [], set()
-    for name in GIVEN_FUNCTIONS:
-        source, used = given_function(name)
-        sources.append(source)
-        uses |= used
-    own = sorted(n for n in uses if n in EXERCISES)
-    third_party, kit = import_lines(uses - set(own), "", _reference_module_names())
-    return (
-        '"""Code the book gives in chapter 5 (not exercises), as the student release\'s grader runs it.\n\n'
-        "Written by ``python -m grader release`` from the kit's reference. When an exercise is graded,\n"
-        "release_mode.py binds these functions with the student's own exercises in place of the\n"
-        'names set to None below.\n"""\n\n'
-        + "".join(third_party) + "\n" + "".join(kit) + "\n"
-        + f"GIVEN = {tuple(GIVEN_FUNCTIONS)!r}\n"
-        + "".join(f"{name} = None  # the student's own, bound by release_mode.py\n" for name in own)
-        + "\n\n" + "\n\n".join(sources)
-    )
-
-
 def release_exercises(solutions_dir: Path, keep_solution: bool = False) -> dict[str, str]:
     """File name -> text of the release's exercises/ folder."""
     files = {"__init__.py": EXERCISES_INIT}
@@ -210,12 +139,15 @@ def reference_init() -> str:
         if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in {m[:-3] for m in REFERENCE_SHIPPED}:
             kept.append(ast.get_source_segment(text, node))
             exported += [a.asname or a.name for a in node.names]
+    kept.append(f"from .given import {', '.join(GIVEN_FUNCTIONS)}")  # reference/given.py (reference_given)
+    exported += GIVEN_FUNCTIONS
     body = "\n".join(kept)
     all_list = "".join(f'    "{name}",\n' for name in sorted(exported))
     return (
         '"""The earlier chapters of *Build a Large Language Model From Scratch*, as chapter 5 uses them.\n\n'
         "Chapter 2 (data.py: the text, the tokenizer, the data loaders) and chapters 3-4\n"
-        "(model.py: GPTModel and generate_text_simple). Chapter 5 is yours: exercises/.\n"
+        "(model.py: GPTModel and generate_text_simple), and the code chapter 5 gives (given.py).\n"
+        "Chapter 5's exercises are yours: exercises/.\n"
         '"""\n\n'
         f"{body}\n\n__all__ = [\n{all_list}]\n"
     )
@@ -244,8 +176,13 @@ def reference_run() -> str:
 def design_texts() -> list[str]:
     """What students get by design: the shipped earlier chapters (model.py's
     generate_text_simple also has ``with torch.no_grad():``), the given functions, the
-    stubs' scaffolding (signatures, docstrings, TODOs) and the hints of checks.toml."""
+    stubs' scaffolding (signatures, docstrings, TODOs), the hints of checks.toml, and the
+    grader's own code (its scenarios train and load small models, so ordinary lines such as
+    ``loss.backward()`` or ``except Exception as exc:`` are in both; the grader is reviewed
+    code, the check is for solution and reference files that should not ship)."""
     texts = [(KIT_ROOT / "reference" / module).read_text(encoding="utf-8") for module in REFERENCE_SHIPPED]
+    texts += [path.read_text(encoding="utf-8") for path in sorted(GRADER_DIR.rglob("*.py"))
+              if path.name not in GRADER_EXCLUDED | CHECKS_EXCLUDED]
     texts += [given_function(name)[0] for name in GIVEN_FUNCTIONS]
     for exercise in EXERCISES:  # what make-exercises leaves outside the solution regions
         texts.append(stub_source((KIT_ROOT / "solutions" / f"{exercise}.py").read_text(encoding="utf-8"), exercise))
@@ -266,6 +203,17 @@ def pyproject() -> str:
     return template.format(version=project["version"], dependencies=deps)
 
 
+GITIGNORE = "__pycache__/\n*.egg-info/\nresults.json\npretraining-output/\n.ipynb_checkpoints/\n"
+
+
+def classroom_workflow() -> str:
+    """.github/workflows/classroom.yml of the release (grader/templates/classroom.yml)."""
+    from .deps import TORCH_INDEX, TORCH_VERSION
+
+    text = (TEMPLATES / "classroom.yml").read_text(encoding="utf-8")
+    return text.replace("@TORCH_INDEX@", TORCH_INDEX).replace("@TORCH_VERSION@", TORCH_VERSION)
+
+
 def write_release(dest: Path, log=print) -> None:
     """Write the release into the empty folder ``dest``. Raises GenerateError."""
     if missing_expected_files(GRADER_DIR / "expected"):
@@ -276,6 +224,7 @@ def write_release(dest: Path, log=print) -> None:
         shutil.copy2(KIT_ROOT / "reference" / module, dest / "reference" / module)
     (dest / "reference" / "__init__.py").write_text(reference_init(), encoding="utf-8")
     (dest / "reference" / "run.py").write_text(reference_run(), encoding="utf-8")
+    (dest / "reference" / "given.py").write_text(reference_given(), encoding="utf-8")
 
     def grader_ignore(folder, names):
         skipped = set(IGNORED(folder, names))
@@ -298,7 +247,11 @@ def write_release(dest: Path, log=print) -> None:
     for name, text in release_exercises(KIT_ROOT / "solutions").items():
         (dest / "exercises" / name).write_text(text, encoding="utf-8")
     shutil.copyfile(TEMPLATES / "release-README.md", dest / "README.md")
+    (dest / ".github" / "workflows").mkdir(parents=True)  # the release is the Classroom template repository
+    (dest / ".github" / "workflows" / "classroom.yml").write_text(classroom_workflow(), encoding="utf-8")
+    (dest / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     (dest / "pyproject.toml").write_text(pyproject(), encoding="utf-8")
+    shutil.copy2(KIT_ROOT / "setup.py", dest / "setup.py")  # what an install holds, data/ included
 
     leaks = leaked_lines(dest, design_texts(), secret_lines(KIT_ROOT, CHAPTER5_REFERENCE, GIVEN_FUNCTIONS))
     if leaks:
@@ -332,6 +285,9 @@ def release_command(argv) -> int:
     out = args.output
     check_destination(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.resolve().parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the release from other users (the grading sandbox's)
     try:
         write_release(tmp)
         if out.is_dir():

@@ -34,8 +34,10 @@ def code_lines(text: str) -> set[str]:
 
 
 def secret_lines(kit_root: Path, reference_modules=("pretraining.py",), given=()) -> set[str]:
-    """Lines of the solution regions and of the function bodies of ``reference_modules``
-    (docstrings and the ``given`` functions excepted)."""
+    """Lines of the solution regions and of the answers in ``reference_modules``: the bodies of
+    the functions named like an exercise and of the module's functions they call, transitively
+    (docstrings and the ``given`` functions excepted). A module's other code (a command line,
+    a downloader) answers no exercise and may share ordinary lines with the grader."""
     secret = set()
     for exercise in EXERCISES:
         text = (kit_root / "solutions" / f"{exercise}.py").read_text(encoding="utf-8")
@@ -43,11 +45,19 @@ def secret_lines(kit_root: Path, reference_modules=("pretraining.py",), given=()
             secret |= code_lines(match.group(0))
     for module in reference_modules:
         text = (kit_root / "reference" / module).read_text(encoding="utf-8")
-        for node in ast.parse(text).body:
-            if isinstance(node, ast.FunctionDef) and node.name not in given:
-                body = node.body[1:] if ast.get_docstring(node) else node.body
-                for stmt in body:
-                    secret |= code_lines(ast.get_source_segment(text, stmt, padded=True))
+        functions = {node.name: node for node in ast.parse(text).body if isinstance(node, ast.FunctionDef)}
+        answers, todo = set(), [name for name in functions if name in EXERCISES]
+        while todo:
+            name = todo.pop()
+            if name in answers or name in given:
+                continue
+            answers.add(name)
+            todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name) and n.id in functions]
+        for name in answers:
+            node = functions[name]
+            body = node.body[1:] if ast.get_docstring(node) else node.body
+            for stmt in body:
+                secret |= code_lines(ast.get_source_segment(text, stmt, padded=True))
     return secret
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import DependencyError, LoadError
+from .preload import available
 
 MARKER = Path(__file__).resolve().with_name("RELEASE")
 # Commands that need the instructor's kit (the reference, solutions/); not in a release.
@@ -37,6 +38,10 @@ KIT_ONLY_COMMANDS = {
     "notebook": "the exercise notebook is written from solutions/, which a release does not have",
     "gradescope": "the Gradescope autograder is built from the instructor's kit",
 }
+
+
+# The student's own exercises the graded one called, in this grading child (a fresh fork each).
+USED: set[str] = set()
 
 
 def is_release() -> bool:
@@ -79,7 +84,7 @@ class OwnFunctions:
                 return fn
             return unavailable(name, f"{name} is not defined in your submission ({self.exercise} depends on it)")
         path = self.source.file_for(name)
-        if not path.is_file():
+        if not available(path):
             return unavailable(name, f"{path.name} is missing ({self.exercise} depends on {name})")
         try:
             module = self.source.load_module(name)
@@ -100,6 +105,7 @@ class OwnFunctions:
 
     def proxy(self, name: str):
         def own(*args, **kwargs):
+            USED.add(name)  # reported with the results: a failure here may come from there
             try:
                 return self.function(name)(*args, **kwargs)
             except NotImplementedError:

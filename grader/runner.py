@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from . import EXERCISES
 from .checks import check_definitions
 from .grading import CheckResult, Report, exercise_result
 from .pytest_plugin import run_checks
-from .sandbox import ChildResult, Limits, run_isolated
+from .sandbox import ABNORMAL, ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
 # Exercises whose scenarios step an optimizer: torch.optim imports torch._dynamo on first use
@@ -78,38 +79,80 @@ def import_pyplot():
 
 
 def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = None,
-          parallel: int = 2, on_done=None, ctx=None, junitxml=None) -> Report:
+          parallel: int | None = None, on_done=None, ctx=None, junitxml=None, lockdown=None,
+          progress=None) -> Report:
     """Grade ``exercises`` of ``source`` (sources.ExercisesDir or SubmissionFile).
 
     ``ctx`` from ``prepare_parent(EXERCISES, device)`` may be passed to grade many
     sources in one process without preparing the shared inputs again. The checks
     run as pytest tests (pytest_plugin.py); ``junitxml`` names a JUnit XML file for
     pytest's own reporter to write. ``on_done(exercise, ChildResult)`` reports progress.
+    ``parallel``: children at once (default: the CPUs this process may use, options.available_cpus).
+    ``lockdown`` (``lockdown.prepare(parallel)``): instructor grading (see sandbox.run_isolated).
+    ``progress`` (live.LiveTable, say) gets ``started(exercise)``, ``finished(ExerciseResult)``
+    as each exercise is scored (its checks run as soon as its child has ended) and ``tick()``.
     """
+    from .cpus import available_cpus
+
     start = time.perf_counter()
+    parallel = parallel or available_cpus()
     limits = limits or Limits()
     ctx = ctx or prepare_parent(exercises, device, eager=False)
+    prepare_source(source, limits, device, lockdown)
     children, tasks = plan(source, exercises, ctx)
+    scored = {}
+
+    def done(exercise, child):
+        explain_import_failures(source, {exercise: child})  # once per child, as it ends
+        if progress is not None:
+            scored[exercise] = score(source.label, [exercise], {exercise: child}, device, 0.0).exercises[0]
+            progress.finished(scored[exercise])
+        if on_done:
+            on_done(exercise, child)
+
+    for exercise, child in children.items():  # known without running: reported at once
+        done(exercise, child)
     # the longest child first; the ones sharing the 124M model last, so that the parent
     # builds it while the others run
     order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
-                                 limit_address_space=limit_address_space(device), on_done=on_done,
+                                 limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
                                  before_fork={"plot_losses": import_pyplot,
                                               "save_checkpoint": import_optimizer_support,
                                               "load_checkpoint": import_optimizer_support,
-                                              **{e: ctx.build_model_124m for e in NEEDS_124M}}))
-    return score(source.label, exercises, children, device, time.perf_counter() - start, junitxml=junitxml)
+                                              **{e: ctx.build_model_124m for e in NEEDS_124M}},
+                                 groups={e: import_key(source, e) for e in tasks},
+                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+    seconds = time.perf_counter() - start
+    if progress is not None and junitxml is None:
+        return Report([scored[e] for e in exercises], source.label, device, seconds, notes=source_notes(source))
+    return score(source.label, exercises, children, device, seconds, junitxml=junitxml, notes=source_notes(source))
 
 
 def limit_address_space(device: str) -> bool:
     return device == "cpu" and sys.platform.startswith("linux")
 
 
+def prepare_source(source, limits: Limits, device: str, lockdown=None) -> None:
+    """What a source needs before its exercises are graded: a notebook runs its cells once in a
+    probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
+    probing child runs as the grading children do (run_isolated, with the same arguments and,
+    under instructor grading, the same sandbox)."""
+    probe = getattr(source, "probe", None)
+    if probe is not None:
+        probe(limits, lambda tasks, child_limits: run_isolated(
+            tasks, child_limits, limit_address_space=limit_address_space(device), lockdown=lockdown))
+
+
+def source_notes(source) -> list[str]:
+    """What the report says once about a source (a notebook's failed cells, lines left out)."""
+    return list(getattr(source, "notes", []))
+
+
 def plan(source, exercises, ctx) -> tuple[dict, dict]:
     """``(children, tasks)``: ChildResults known without running anything (a syntax error),
     and exercise -> the work of its grading child (for sandbox.run_isolated)."""
-    from .child import grade_in_child
+    from .child import ChildWork
 
     children: dict[str, ChildResult] = {}
     tasks = {}
@@ -118,12 +161,31 @@ def plan(source, exercises, ctx) -> tuple[dict, dict]:
         if problem:  # e.g. a syntax error: nothing to run
             children[exercise] = ChildResult("load_error", message=problem)
         else:
-            tasks[exercise] = (lambda ex: lambda: grade_in_child(source, ex, ctx))(exercise)
+            tasks[exercise] = ChildWork(source, exercise, ctx)
     return children, tasks
 
 
-def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None) -> Report:
-    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent)."""
+def import_key(source, exercise: str) -> str:
+    """The file a grading child of ``exercise`` imports first: children with the same key
+    import the same code (sandbox.run_isolated's groups), so its failure is shared."""
+    file_for = getattr(source, "file_for", None)  # sources.ExercisesDir: one file per exercise
+    return str(file_for(exercise) if file_for else getattr(source, "path", exercise))
+
+
+def explain_import_failures(source, children: dict) -> None:
+    """Say "importing x.py" in the message of each child that was stopped, or crashed, while
+    the student's code was still being imported (the same for every exercise of that file)."""
+    for exercise, child in children.items():
+        if not child.loaded and child.status in ABNORMAL:
+            path = Path(import_key(source, exercise))
+            what = f"running the code cells of {path.name}" if path.suffix == ".ipynb" else f"importing {path.name}"
+            if not child.message.startswith(f"{what}: "):  # a group's shared failure is told once
+                child.message = f"{what}: {child.message}"
+
+
+def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=()) -> Report:
+    """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
+    ``notes``: what the report says once about the source (source_notes)."""
     from .context import load_expected
 
     children = {e: children[e] for e in exercises}
@@ -133,4 +195,4 @@ def score(label: str, exercises, children: dict, device: str, seconds: float, ju
         exercise_result(e, children[e], [checks.get((e, c["id"])) or unrun_check(e, c) for c in check_definitions()[e]["checks"]])
         for e in exercises
     ]
-    return Report(ordered, label, device, seconds)
+    return Report(ordered, label, device, seconds, notes=list(notes))

@@ -57,16 +57,11 @@ def watch(reopen, exercises, device: str, limits, parallel: int, verbose: bool =
     (sources.ExercisesDir, SubmissionFile or NotebookFile), read afresh, or raises
     cli.UsageError with a one-line reason (a notebook saved half-way, say)."""
     from .errors import UsageError
-    from .grading import Report
-    from .report import RENDERERS
-    from .runner import grade, prepare_parent
 
     out = out or sys.stdout
     rounds_left = int(os.environ.get(ROUNDS_ENV, "0") or 0) or None
     source = reopen()
-    ctx = prepare_parent(exercises, device)
-    gc.collect()
-    gc.freeze()  # the shared inputs live as long as the watch: keep them out of every collection
+    ctx = prepare(exercises, device, out)
     files = watched_files(source, exercises)
     states = {path: file_state(path) for path in set(files.values())}
     latest = {}
@@ -74,14 +69,7 @@ def watch(reopen, exercises, device: str, limits, parallel: int, verbose: bool =
     try:
         while True:
             if pending:
-                start = time.perf_counter()
-                report = grade(source, pending, device=device, limits=limits, parallel=parallel, ctx=ctx)
-                latest.update({ex.name: ex for ex in report.exercises})
-                seconds = time.perf_counter() - start
-                shown = Report([latest[e] for e in exercises if e in latest], source.label, device, seconds)
-                stamp = datetime.now().strftime("%H:%M:%S")
-                out.write(f"--- {stamp} {why}: graded {', '.join(pending)} in {seconds:.1f} s ---\n")
-                out.write(RENDERERS["text"](shown, verbose=verbose))
+                grade_round(source, exercises, pending, why, latest, device, limits, parallel, ctx, verbose, out)
                 out.write(f"Watching {len(states)} file(s) of {source.label}; save to re-grade, Ctrl-C to stop.\n\n")
                 out.flush()
                 pending = []
@@ -107,3 +95,41 @@ def watch(reopen, exercises, device: str, limits, parallel: int, verbose: bool =
         out.write("\nStopped watching.\n")
         out.flush()
         return 0
+
+
+def prepare(exercises, device: str, out):
+    """The shared inputs, made once, saying what is being prepared and when it is ready."""
+    from .runner import prepare_parent
+
+    out.write("Preparing the grader once: torch, the tokenizer, The Verdict and the 124M model "
+              "(a few seconds) ...\n")
+    out.flush()
+    start = time.perf_counter()
+    ctx = prepare_parent(exercises, device)
+    gc.collect()
+    gc.freeze()  # the shared inputs live as long as the watch: keep them out of every collection
+    out.write(f"Ready in {time.perf_counter() - start:.1f} s.\n\n")
+    out.flush()
+    return ctx
+
+
+def grade_round(source, exercises, pending, why, latest, device, limits, parallel, ctx, verbose, out) -> None:
+    """Grade ``pending`` with the table of every watched exercise printed as results come
+    (grader/live.py): the others keep their latest result."""
+    from .grading import Report
+    from .live import LiveTable
+    from .report import closing_lines
+    from .runner import grade
+
+    out.write(f"--- {datetime.now():%H:%M:%S} {why}: grading {', '.join(pending)} ---\n")
+    table = LiveTable(out, source.label, device, exercises, limits.timeout_s,
+                      known={e: latest[e] for e in exercises if e in latest and e not in pending})
+    table.start()
+    start = time.perf_counter()
+    report = grade(source, pending, device=device, limits=limits, parallel=parallel, ctx=ctx, progress=table)
+    seconds = time.perf_counter() - start
+    latest.update({ex.name: ex for ex in report.exercises})
+    shown = Report([latest[e] for e in exercises if e in latest], source.label, device, seconds,
+                   notes=report.notes)
+    table.close(shown, closing_lines(shown, verbose=verbose))
+    out.write(f"Graded {', '.join(pending)} in {seconds:.1f} s.\n")

@@ -1,20 +1,33 @@
 """Text, tokenizer and data loaders (book chapter 2, sections 2.5-2.6).
 
 Everything here works offline: the text and the GPT-2 byte-pair files ship in
-the kit's ``data/`` folder and are checked against ``data/SHA256SUMS``.
+the kit's ``data/`` folder (in an installed kit: the package ``reference.kitdata``) and
+are checked against ``data/SHA256SUMS``.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 from pathlib import Path
 
 import tiktoken
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+def find_data_dir() -> Path:
+    """Where the shipped data files are: the package data ``reference.kitdata`` of a regular
+    install (``pip install .``; setup.py maps data/ there), read with importlib.resources, else
+    the kit's ``data/`` folder beside this package (a clone, an editable install).
+    """
+    installed = importlib.resources.files(__package__ or "reference") / "kitdata"
+    if installed.is_dir():
+        return Path(str(installed))  # an on-disk install: a real folder, as tiktoken reads paths
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+DATA_DIR = find_data_dir()
 VERDICT_PATH = DATA_DIR / "the-verdict.txt"
 VERDICT_URL = (
     "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"

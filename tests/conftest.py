@@ -56,3 +56,15 @@ def grading_ctx():
     from grader.runner import prepare_parent
 
     return prepare_parent(EXERCISES, "cpu")
+
+
+def write_stubs(folder: Path) -> Path:
+    """An exercises/ folder as ``python -m grader make-exercises`` writes it from solutions/, in
+    ``folder``: tests that need the stubs use this, never the working exercises/ folder, which
+    holds whatever a student has written there."""
+    from grader.generate import generated_files
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in generated_files().items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder

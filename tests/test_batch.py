@@ -2,9 +2,10 @@
 
 One batch run (module fixture) grades a small class holding every kind of entry:
 exercises/ folders, single .py files, known mistakes, an endless loop, a crash,
-files the grader cannot take at all. To keep it short (~25 s on 2 free cores) it
+files the grader cannot take at all, a coding line, exercise files concatenated verbatim,
+an LMS export's files of one student (Canvas names) with a duplicate, a zipped folder. To keep it short (~25 s on 2 free cores) it
 grades every exercise but train_model_simple, the slowest (~3.5 s of CPU a
-submission); a batch of every exercise is what the README's timing measured.
+submission); a batch of every exercise is what docs/instructors.md's timing measured.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 
 from grader import EXERCISES
 from grader.checks import check_definitions
+
+from conftest import write_stubs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -94,10 +97,34 @@ def build_class(folder: Path, copies: int = 2) -> dict:
     (folder / "crash.py").write_text(single_file(CRASH), encoding="utf-8")
     expect["crash.py"] = {"zero": "plot_losses", "note": "exited with code 3"}
     stub_folder = folder / "stubs"
-    shutil.copytree(ROOT / "exercises", stub_folder / "exercises")
+    write_stubs(stub_folder / "exercises")
     expect["stubs"] = {"total": 0, "note": "not implemented yet"}
     (folder / "latin1.py").write_bytes("# caf\xe9\n".encode("latin-1") + single_file().encode())
     expect["latin1.py"] = {"error": "not UTF-8"}
+    # Python's own rule: a PEP 263 coding line makes it a valid source
+    (folder / "latin1_declared.py").write_bytes("# -*- coding: latin-1 -*-\n# caf\xe9\n".encode("latin-1")
+                                                + single_file().encode())
+    expect["latin1_declared.py"] = {"total": FULL_MARKS}
+    # the exercise files concatenated verbatim: their `from reference import` lines come after the defs
+    (folder / "concatenated.py").write_text("\n".join(solution_text(e) for e in EXERCISES), encoding="utf-8")
+    expect["concatenated.py"] = {"total": FULL_MARKS}
+    lines = single_file().splitlines(keepends=True)
+    (folder / "syntax_error.py").write_text("".join(lines[:3]) + "def broken(:\n" + "".join(lines[3:]), encoding="utf-8")
+    expect["syntax_error.py"] = {"error": "syntax error in syntax_error.py line 4"}
+    # an LMS export (Canvas): one student's two files are two entries, named name_userid_submissionid_file
+    half = len(EXERCISES) // 2
+    for part, names in (("part1.py", EXERCISES[:half]), ("part2.py", EXERCISES[half:])):
+        (folder / f"doejane_123456_7890123_{part}").write_text("\n".join(solution_text(e) for e in names),
+                                                              encoding="utf-8")
+    expect["doejane_123456_7890123"] = {"total": FULL_MARKS, "student_id": "123456",
+                                        "duplicate": "doejane_123456_7999999"}
+    (folder / "doejane_123456_7999999_late.py").write_text(single_file(), encoding="utf-8")
+    expect["doejane_123456_7999999"] = {"total": FULL_MARKS, "student_id": "123456",
+                                        "duplicate": "doejane_123456_7890123"}
+    # a zipped folder holding an exercises/ tree, as an LMS keeps an upload
+    exercises_folder(folder.parent / "to_zip" / "my-work")
+    shutil.make_archive(str(folder / "zipped"), "zip", folder.parent / "to_zip")
+    expect["zipped.zip"] = {"total": FULL_MARKS}
     (folder / "missing_import.py").write_text("import not_installed_anywhere_xyz\n" + single_file(), encoding="utf-8")
     expect["missing_import.py"] = {"error": "not installed"}
     (folder / "notes.txt").write_text("my answers are in the notebook\n", encoding="utf-8")
@@ -121,7 +148,8 @@ def batch_run(tmp_path_factory):
     proc = run_grader("batch", str(base / "class"), *GRADED, "--jobs", "2", "--timeout", "10",
                       "--output", str(out), "--reports", str(base / "reports"))
     rows = list(csv.DictReader(out.open(encoding="utf-8"))) if out.exists() else []
-    return proc, {r["submission"]: r for r in rows}, expect, base
+    assert rows and rows[0]["submission"] == "Points Possible", rows[:1]
+    return proc, {r["submission"]: r for r in rows[1:]}, expect, base
 
 
 def test_batch_exits_zero_and_writes_one_row_per_submission(batch_run):
@@ -132,7 +160,25 @@ def test_batch_exits_zero_and_writes_one_row_per_submission(batch_run):
 
 def test_gradebook_columns(batch_run):
     _, rows, _, _ = batch_run
-    assert list(next(iter(rows.values()))) == ["submission", *GRADED, "total", "error", "notes"]
+    assert list(next(iter(rows.values()))) == ["submission", "student_id", *GRADED, "total", "error", "notes"]
+
+
+def test_points_are_numbers_in_every_row_and_the_first_row_has_the_maxima(batch_run):
+    _, rows, _, base = batch_run
+    table = list(csv.DictReader((base / "gradebook.csv").open(encoding="utf-8")))
+    for row in table:
+        assert all(float(row[e]) >= 0 for e in [*GRADED, "total"]), row  # what pandas reads as numbers
+    maxima = table[0]
+    assert float(maxima["total"]) == FULL_MARKS == sum(float(maxima[e]) for e in GRADED)
+
+
+def test_student_ids_from_lms_names_and_duplicates_flagged(batch_run):
+    proc, rows, expect, _ = batch_run
+    for name, facts in expect.items():
+        assert rows[name]["student_id"] == facts.get("student_id", ""), name
+        if "duplicate" in facts:
+            assert f"duplicate: student {facts['student_id']} also submitted {facts['duplicate']}" in rows[name]["notes"]
+    assert "Duplicates (2 submissions share a student id" in proc.stdout
 
 
 def test_correct_submissions_get_full_marks(batch_run):
@@ -140,7 +186,8 @@ def test_correct_submissions_get_full_marks(batch_run):
     for name, facts in expect.items():
         if facts.get("total") == FULL_MARKS:
             assert rows[name]["total"] == str(FULL_MARKS), (name, rows[name])
-            assert rows[name]["error"] == rows[name]["notes"] == ""
+            assert rows[name]["error"] == "", rows[name]
+            assert rows[name]["notes"] == "" or "duplicate" in facts, rows[name]
 
 
 def test_mistakes_cost_points_in_their_exercise_only(batch_run):
@@ -173,8 +220,10 @@ def test_ungradable_entries_get_an_error_row(batch_run):
     _, rows, expect, _ = batch_run
     for name, facts in expect.items():
         if "error" in facts:
+            # the same columns for every kind of failure: 0 points, the reason in error, no notes
             assert facts["error"] in rows[name]["error"], rows[name]
-            assert rows[name]["total"] == "" and all(rows[name][e] == "" for e in GRADED)
+            assert rows[name]["total"] == "0" and all(rows[name][e] == "0" for e in GRADED)
+            assert rows[name]["notes"] == ""
 
 
 def test_summary_names_the_common_failing_checks(batch_run):
@@ -183,7 +232,7 @@ def test_summary_names_the_common_failing_checks(batch_run):
     assert f"Graded {len(expect)} submissions ({len(GRADED)} exercises each)" in out
     assert "Most common failing checks" in out
     assert "manual_cross_entropy [" in out and "likely cause" in out
-    assert "Could not be graded (3" in out
+    assert "Could not be graded (4" in out  # latin1.py, missing_import.py, notes.txt, syntax_error.py
 
 
 def test_progress_and_per_submission_lines_on_stderr(batch_run):
@@ -227,9 +276,11 @@ def test_bad_arguments_are_one_line_errors(where, tmp_path):
 
 
 def test_progress_bar_on_a_terminal():
+    """On a terminal, tqdm draws the bar and the per-submission lines go above it."""
     import io
 
-    from grader.batch import Progress, Submission
+    from grader.batch import Progress
+    from grader.lms import Submission
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -243,5 +294,20 @@ def test_progress_bar_on_a_terminal():
     progress.close()
     text = stream.getvalue()
     assert "[1/2] alice.py: not graded: not UTF-8\n" in text
-    assert "[" + "#" * 30 + "] 4/4 exercises, 1/2 submissions" in text
-    assert text.endswith("\r\033[K")  # the bar is cleared at the end
+    assert "Grading" in text and "4/4" in text  # tqdm's bar, redrawn in place with \r
+    assert "\r" in text
+
+
+def test_progress_is_plain_lines_off_a_terminal():
+    import io
+
+    from grader.batch import Progress
+    from grader.lms import Submission
+
+    stream = io.StringIO()
+    progress = Progress(total_exercises=4, total_submissions=1, stream=stream)
+    for _ in range(4):
+        progress.exercise_done()
+    progress.submission_done(Submission("bob.py", Path("bob.py"), error="not UTF-8"))
+    progress.close()
+    assert stream.getvalue() == "[1/1] bob.py: not graded: not UTF-8\n"

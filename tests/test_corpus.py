@@ -25,12 +25,16 @@ again (they name it). Hostile files always run every exercise.
 from __future__ import annotations
 
 import ast
+import contextlib
+import csv
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -46,9 +50,15 @@ BOOK = CORPUS / "correct" / "book.py"
 
 CORRECT = sorted(MANIFEST["correct"]["files"])
 MISTAKES = sorted(MANIFEST["mistakes"])
-HOSTILE = sorted(MANIFEST["hostile"])
+HOSTILE = sorted(name for name, spec in MANIFEST["hostile"].items() if not spec.get("instructor"))
+INSTRUCTOR = sorted(name for name, spec in MANIFEST["hostile"].items() if spec.get("instructor") is True)
+GRADER_ATTACKS = sorted(name for name, spec in MANIFEST["hostile"].items() if spec.get("instructor") == "batch")
 KINDS = {"correct": CORRECT, "mistakes": MISTAKES, "hostile": HOSTILE}
-ALL = [(kind, name) for kind, names in KINDS.items() for name in names]
+ALL = [(kind, name) for kind, names in KINDS.items() for name in names] + \
+    [("hostile", name) for name in INSTRUCTOR + GRADER_ATTACKS]
+# The exercises the GRADER_ATTACKS batch grades: those the files attack.
+ATTACKED = [e for e in EXERCISES if any(e in MANIFEST["hostile"][n].get("attacks", MANIFEST["hostile"][n]["zero"])
+                                        for n in GRADER_ATTACKS)]
 
 # The kinds of mistake the issue lists, each with the corpus file that makes it.
 ISSUE_MISTAKES = {
@@ -89,6 +99,15 @@ ISSUE_HOSTILE = {
     "allocating tens of GB": "allocate_40gb",
     "changing global state at import": "global_state_at_import",
     "changing global state in one function": "global_state_in_function",
+    "a background process holding the result pipe": "background_holds_pipe",
+}
+# Issue "Real notebooks, real stakes": graded under instructor grading (INSTRUCTOR).
+ISSUE_INSTRUCTOR = {
+    "the kit's own answers, reached by import, importlib, sys.modules or the source file": "kit_answers",
+    "SIGSTOP of the grader": "stop_the_grader",
+    "SIGKILL / SIGTERM of the grader": "kill_the_grader",
+    "killing the other grading processes": "kill_siblings",
+    "writing the results file and the kit as another user, from a detached process too": "write_results_file",
 }
 ISSUE_CORRECT = {
     "log-softmax with gather": "log_softmax_gather",
@@ -126,6 +145,7 @@ def test_manifest_lists_every_corpus_file():
 def test_corpus_covers_the_kinds_of_the_issue():
     assert set(ISSUE_MISTAKES.values()) <= set(MISTAKES)
     assert set(ISSUE_HOSTILE.values()) <= set(HOSTILE)
+    assert set(ISSUE_INSTRUCTOR.values()) <= set(INSTRUCTOR + GRADER_ATTACKS)
     assert set(ISSUE_CORRECT.values()) <= set(CORRECT)
     assert {e["exercise"] for e in MANIFEST["mistakes"].values()} == set(EXERCISES)
 
@@ -161,6 +181,7 @@ def corpus_reports(request, grading_ctx, tmp_path_factory):
         and {"kind", "name"} <= set(item.callspec.params)
     }
     copies = {}
+    wanted -= {("hostile", name) for name in INSTRUCTOR + GRADER_ATTACKS}  # see instructor_reports, grader_attacks
     for kind, name in sorted(wanted):
         folder = tmp_path_factory.mktemp(f"{kind}-{name}")
         copies[kind, name] = shutil.copy(corpus_file(kind, name), folder)
@@ -189,15 +210,53 @@ def corpus_reports(request, grading_ctx, tmp_path_factory):
                 queue[key, exercise] = work
     # slowest first (train_model_simple), so both slots stay busy to the end
     order = sorted(queue, key=lambda k: k[1] != "train_model_simple")
-    results = run_isolated({k: queue[k] for k in order}, Limits(timeout_s=CHILD_TIMEOUT_S), parallel=2)
-    for child, (work, limits) in own_limits.items():
-        results.update(run_isolated({child: work}, limits))
+    with lingering_processes_recorded():
+        results = run_isolated({k: queue[k] for k in order}, Limits(timeout_s=CHILD_TIMEOUT_S), parallel=2)
+        for child, (work, limits) in own_limits.items():
+            results.update(run_isolated({child: work}, limits))
     results.update({child: results[ran] for child, ran in same_code.items()})
     for key, (source, known) in plans.items():
         children = {**known, **{ex: results[key, ex] for ex in EXERCISES if (key, ex) in results}}
         seconds = sum(child.seconds for child in children.values())
         reports[key] = runner.score(source.label, EXERCISES, children, "cpu", seconds)
     return {key: (reports[key], Path(copies[key]).parent) for key in copies}
+
+
+MARKERS_ENV = "CH5_CORPUS_MARKERS"  # a hostile file that leaves a process behind names it there (its pid)
+MARKERS = []  # the folders used this session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_markers():
+    yield
+    for folder in MARKERS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lingering_processes_recorded():
+    """Give the graded files a folder (world-writable: the sandbox's users write there) for the pids
+    of the processes they leave behind; ``test_no_process_is_left_behind`` checks them."""
+    folder = tempfile.mkdtemp(prefix="ch5-corpus-markers-")
+    os.chmod(folder, 0o1777)
+    MARKERS.append(folder)
+    old = os.environ.get(MARKERS_ENV)
+    os.environ[MARKERS_ENV] = folder
+    try:
+        yield folder
+    finally:
+        if old is None:
+            del os.environ[MARKERS_ENV]
+        else:
+            os.environ[MARKERS_ENV] = old
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except OSError:
+        return False
 
 
 def child_code(path: Path, exercise: str) -> str:
@@ -273,10 +332,14 @@ def test_mistake_loses_points_in_its_exercise_only_and_names_the_cause(corpus_re
 
 @pytest.mark.parametrize("kind,name", corpus_params("hostile"))
 def test_hostile_submission_earns_nothing_and_every_exercise_is_reported(corpus_reports, kind, name):
+    report, folder = corpus_reports[kind, name]
+    check_hostile(report, folder, entry(kind, name), name)
+
+
+def check_hostile(report, folder: Path, spec: dict, name: str):
+    """The `zero` exercises score 0 with `says` in their one line and no "likely cause"; the others full marks."""
     from grader.report import RENDERERS
 
-    report, folder = corpus_reports[kind, name]
-    spec = entry(kind, name)
     check_common(report, folder, spec, name)
     zero = list(EXERCISES) if spec["zero"] == "all" else spec["zero"]
     for ex in report.exercises:
@@ -293,6 +356,140 @@ def test_hostile_submission_earns_nothing_and_every_exercise_is_reported(corpus_
         assert "Traceback" not in text, fmt
         if "absent" in spec and fmt in ("text", "json"):  # other formats carry what the code printed
             assert spec["absent"] not in text, fmt
+
+
+def test_no_process_is_left_behind(corpus_reports):
+    """background_holds_pipe leaves two sleeping processes holding the result pipe (one detached
+    with setsid): grading neither waited for them (its verdict) nor left them running."""
+    if ("hostile", "background_holds_pipe") not in corpus_reports:
+        pytest.skip("background_holds_pipe was not graded in this session")
+    pids = [int(name) for folder in MARKERS for name in os.listdir(folder)]
+    assert len(pids) >= 2  # what the file reports having started: else this test shows nothing
+    assert not [pid for pid in pids if alive(pid)]
+
+
+# --------------------------------------------------------------------------- instructor grading
+
+
+def needs_root():
+    if os.geteuid() != 0:
+        pytest.skip("instructor grading's sandbox needs root (Gradescope and most containers run the "
+                    "grader as root); these tests run as a normal user here")
+
+
+@pytest.fixture(scope="session")
+def instructor_reports(grading_ctx, tmp_path_factory):
+    """The INSTRUCTOR files graded in this process under instructor grading (runner.plan and
+    runner.score, as runner.grade does, with lockdown.prepare's sandbox): name -> (Report, folder)."""
+    from grader import runner
+    from grader.lockdown import prepare
+    from grader.sandbox import Limits, run_isolated
+    from grader.sources import open_submission
+
+    needs_root()
+    lockdown = prepare(2)
+    reports = {}
+    for name in INSTRUCTOR:
+        folder = tmp_path_factory.mktemp(f"instructor-{name}")
+        source = open_submission(Path(shutil.copy(corpus_file("hostile", name), folder)))
+        known, tasks = runner.plan(source, EXERCISES, grading_ctx)
+        order = sorted(tasks, key=lambda e: e != "train_model_simple")
+        results = run_isolated({e: tasks[e] for e in order}, Limits(timeout_s=CHILD_TIMEOUT_S), parallel=2,
+                               lockdown=lockdown)
+        children = {**known, **results}
+        reports[name] = (runner.score(source.label, EXERCISES, children, "cpu", 0.0), folder, lockdown)
+    return reports
+
+
+@pytest.mark.parametrize("name", INSTRUCTOR)
+def test_hostile_submission_under_instructor_grading_earns_nothing(instructor_reports, name):
+    report, folder, lockdown = instructor_reports[name]
+    assert lockdown.drop and lockdown.mounts and not lockdown.problems  # the full sandbox
+    check_hostile(report, folder, MANIFEST["hostile"][name], name)
+
+
+@pytest.fixture(scope="session")
+def grader_attacks(tmp_path_factory):
+    """The GRADER_ATTACKS files graded together, on the ATTACKED exercises, by ``python -m grader batch``
+    (instructor grading) in a subprocess of its own session. A dict: the run's return code, stdout,
+    stderr, folder, gradebook rows and text reports by file, the markers folder, the kit's frozen
+    files as they were before."""
+    needs_root()
+    base = tmp_path_factory.mktemp("grader-attacks")
+    folder, reports, gradebook = base / "submissions", base / "reports", base / "gradebook.csv"
+    folder.mkdir()
+    for name in GRADER_ATTACKS:
+        shutil.copy(corpus_file("hostile", name), folder)
+    kit_files = {p: p.read_bytes() for p in (ROOT / "grader" / "expected").glob("*.pt")}
+    with lingering_processes_recorded() as markers:
+        command = [sys.executable, "-m", "grader", "batch", str(folder), *ATTACKED, "--output", str(gradebook),
+                   "--reports", str(reports), "--jobs", "2"]
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # stopped (SIGSTOP) or hung: end it, and fail
+            process.communicate()
+            pytest.fail("python -m grader batch did not finish: a hostile file stopped the grader")
+    from grader.gradebook import POINTS_POSSIBLE
+
+    rows = {row["submission"]: row for row in csv.DictReader(gradebook.open(encoding="utf-8"))
+            if row["submission"] != POINTS_POSSIBLE}  # the row an LMS reads the maximum from
+    texts = {name: (reports / f"{name}.py.txt").read_text(encoding="utf-8") for name in GRADER_ATTACKS}
+    return {"returncode": process.returncode, "stdout": out, "stderr": err, "folder": folder, "base": base,
+            "rows": rows, "texts": texts, "markers": markers, "kit_files": kit_files}
+
+
+def test_grader_attacks_leave_the_batch_its_gradebook_and_the_kit(grader_attacks):
+    run = grader_attacks
+    assert run["returncode"] == 0, run["stderr"]
+    assert "warning" not in run["stderr"], run["stderr"]  # the probe found the full sandbox
+    assert sorted(run["rows"]) == sorted(f"{name}.py" for name in GRADER_ATTACKS)
+    assert "FAKE" not in (run["base"] / "gradebook.csv").read_text(encoding="utf-8")
+    assert sorted(os.listdir(run["folder"])) == sorted(f"{name}.py" for name in GRADER_ATTACKS)
+    assert sorted(os.listdir(run["base"] / "reports")) == sorted(f"{name}.py.txt" for name in GRADER_ATTACKS)
+    assert all(path.read_bytes() == data for path, data in run["kit_files"].items())  # the kit is unchanged
+
+
+def test_grader_attacks_processes_left_behind_are_ended(grader_attacks):
+    """write_results_file leaves a detached process (setsid, double fork) that keeps trying to write."""
+    pids = [int(name) for name in os.listdir(grader_attacks["markers"])]
+    assert pids  # it did start one: else this test shows nothing
+    assert not [pid for pid in pids if alive(pid)]
+
+
+def exercise_section(text: str, exercise: str) -> list[str]:
+    """The lines of a text report about ``exercise`` below its table: its status line, or each
+    failed check's line with the indented lines under it."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.startswith((f"{exercise}: ", f"{exercise} [")):
+            inside = True
+        elif not line.startswith("  "):
+            inside = False
+        if inside:
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("name", GRADER_ATTACKS)
+def test_grader_attack_earns_nothing_and_harms_no_other_grading(grader_attacks, name):
+    spec = MANIFEST["hostile"][name]
+    row, text = grader_attacks["rows"][f"{name}.py"], grader_attacks["texts"][name]
+    full = {e: sum(c["points"] for c in check_definitions()[e]["checks"]) for e in EXERCISES}
+    assert row["error"] == "", row
+    for exercise in ATTACKED:
+        if exercise in spec["zero"]:
+            assert row[exercise] == "0", (exercise, row)
+            section = exercise_section(text, exercise)
+            messages = [line.strip() for line in section if line.startswith("  ")]  # under the failed checks
+            first = section[0].split(": ", 1)[1] if section[0].startswith(f"{exercise}: ") else messages[0]
+            assert re.search(spec["says"], first), (exercise, first)
+            assert not any(line.strip().startswith("likely cause:") for line in section), section
+        else:
+            assert row[exercise] == f"{full[exercise]:g}", (exercise, row, exercise_section(text, exercise))
+    assert "Traceback" not in text
 
 
 def test_state_a_submission_changes_is_undone_before_each_scenario(grading_ctx):
@@ -366,9 +563,12 @@ def test_cli_json_output_replaces_a_fake_results_file(tmp_path):
                       "text_to_token_ids", "token_ids_to_text")
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
-    assert done.stderr.strip().splitlines() == [f"6/12 points; report written to {output}"]
+    # text_to_token_ids earns its points, token_ids_to_text's fake results none
+    got = sum(c["points"] for c in check_definitions()["text_to_token_ids"]["checks"])
+    total = got + sum(c["points"] for c in check_definitions()["token_ids_to_text"]["checks"])
+    assert done.stderr.strip().splitlines() == [f"{got}/{total} points; report written to {output}"]
     results = json.loads(output.read_text(encoding="utf-8"))
-    assert (results["score"], results["max_score"]) == (6, 12)
+    assert (results["score"], sum(t["max_score"] for t in results["tests"])) == (got, total)
     assert {t["name"].split(":")[0] for t in results["tests"]} == {"text_to_token_ids", "token_ids_to_text"}
     assert all(t["score"] == 0 for t in results["tests"] if t["tags"] == ["token_ids_to_text"])
     assert sorted(os.listdir(tmp_path)) == ["results.json", submission.name]
@@ -420,7 +620,7 @@ def test_cli_syntax_error_grades_0_everywhere_with_the_line(tmp_path):
     done = run_grader("--submission", broken, "--format", "json")
     assert done.returncode == 1, done.stderr
     results = json.loads(done.stdout)
-    assert results["score"] == 0 and results["max_score"] == TOTAL
+    assert results["score"] == 0 and sum(t["max_score"] for t in results["tests"]) == TOTAL
     assert {t["tags"][0] for t in results["tests"]} == set(EXERCISES)
     assert all("syntax error in broken.py line 21" in t["output"] for t in results["tests"])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -47,6 +48,7 @@ def test_bundle_has_gradescope_files_at_its_root_and_no_solutions(bundle):
                 "reference/__init__.py", "data/the-verdict.txt", "data/gpt2/encoder.json", "data/gpt2/vocab.bpe"]
     assert all(name in infos for name in expected)
     assert "--index-url https://download.pytorch.org/whl/cpu" in setup and '"torch==' in setup
+    assert "chmod -R go-rwx grader reference" in setup  # the grading processes' users must not read them
 
 
 def test_existing_bundle_is_kept_unless_force(bundle):
@@ -78,14 +80,18 @@ def test_run_autograder_grades_a_notebook_to_full_marks(tmp_path, bundle):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"--submission {root / 'submission' / 'chapter5.ipynb'}" in done.stdout
     results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
-    assert results["score"] == TOTAL
+    assert results["score"] == TOTAL  # under instructor grading: the kit's answers hidden, a user of its own
     assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
     assert all(t["status"] == "passed" for t in results["tests"])
+    for folder in ("grader", "reference"):  # run_autograder makes sure, setup.sh or not
+        assert stat.S_IMODE((root / "source" / folder).stat().st_mode) & 0o077 == 0, folder
 
 
 @pytest.mark.parametrize("layout, expected", [
     ({"exercises/calc_loss_batch.py": "", "README.md": ""}, ["--exercises-dir", "exercises"]),
-    ({"calc_loss_batch.py": "", "notes.txt": ""}, ["--exercises-dir", "."]),
+    ({"calc_loss_batch.py": "", "notes.txt": ""}, ["--submission", "."]),
+    ({"part1.py": "", "part2.py": ""}, ["--submission", "."]),  # each exercise from the file defining it
+    ({"helpers.py": "", "work.ipynb": ""}, ["--submission", "work.ipynb"]),
     ({"work.ipynb": ""}, ["--submission", "work.ipynb"]),
     ({"chapter5.ipynb": "", "scratch.ipynb": ""}, ["--submission", "chapter5.ipynb"]),
     ({"answers.py": "", ".hidden.py": ""}, ["--submission", "answers.py"]),
@@ -100,8 +106,7 @@ def test_find_submission(tmp_path, layout, expected):
 
 
 @pytest.mark.parametrize("layout, says", [
-    ({}, "nothing to grade"),
-    ({"a.py": "", "b.py": ""}, "several .py files"),
+    ({}, "is a folder with nothing to grade"),
     ({"a.ipynb": "", "b.ipynb": ""}, "several notebooks"),
 ])
 def test_find_submission_refuses(tmp_path, layout, says):
@@ -112,8 +117,9 @@ def test_find_submission_refuses(tmp_path, layout, says):
 
 
 @pytest.mark.parametrize("files, says", [
-    ({}, "nothing to grade"),
+    ({}, "is a folder with nothing to grade"),
     ({"chapter5.ipynb": "not json"}, "is not a Jupyter notebook: it is not JSON"),
+    ({"a.py": "x = 1\n", "b.py": "y = 2\n"}, "none of the .py files in submission defines an exercise function"),
 ])
 def test_ungradable_submission_gets_a_zero_with_the_reason(tmp_path, files, says):
     submission = tmp_path / "submission"
@@ -124,6 +130,7 @@ def test_ungradable_submission_gets_a_zero_with_the_reason(tmp_path, files, says
     assert run_autograder(submission, results_file) == 0
     results = json.loads(results_file.read_text(encoding="utf-8"))
     assert results["score"] == 0 and results["tests"] == []
+    assert (results["visibility"], results["stdout_visibility"]) == ("visible", "hidden")
     assert results["output"].startswith("The autograder could not grade this submission: ") and says in results["output"]
 
 
@@ -136,6 +143,28 @@ def load_workflow(path: Path) -> dict:
 
 def run_steps(workflow: dict) -> list[dict]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_torch_is_pinned_to_one_version_everywhere():
+    """The bundle's setup.sh, the Classroom workflow, the kit's CI and README install the same torch."""
+    from grader.deps import TORCH_VERSION
+
+    for path in (".github/workflows/kit.yml", ".ci/run", "README.md"):
+        text = (ROOT / path).read_text(encoding="utf-8")
+        pins = set(re.findall(r"torch==([0-9][0-9.]*[0-9])", text))
+        assert pins == {TORCH_VERSION}, (path, pins)
+    with zipfile.ZipFile(build_bundle_for_test()) as zf:
+        assert f'"torch=={TORCH_VERSION}"' in zf.read("setup.sh").decode()
+
+
+def build_bundle_for_test() -> Path:
+    import tempfile
+
+    from grader.gradescope import build_bundle
+
+    path = Path(tempfile.mkdtemp(prefix="bundle-")) / "autograder.zip"
+    build_bundle(path)
+    return path
 
 
 def test_kit_workflow_runs_the_instructor_check_and_the_tests():
@@ -162,27 +191,18 @@ def test_classroom_template_keeps_the_reporters_rules():
         assert value.replace(" ", "") == "${{steps.%s.outputs.result}}" % runner.strip() and runner.strip() in step_ids
 
 
-@pytest.mark.parametrize("nested", [False, True])
-def test_classroom_grading_step_writes_base64_exercism_results(tmp_path, nested):
-    """The template's grading step, run as GitHub Actions would (bash, GITHUB_OUTPUT). With
-    ``nested`` the grader refuses to run (exit 2) and the step's fallback must still report 0 points."""
-    import base64
+def test_visibility_is_set_explicitly_and_chosen_when_the_bundle_is_built(tmp_path):
+    """results.json always says when students see the tests and the log (Gradescope's
+    visibility/stdout_visibility); `gradescope --visibility after_published` bakes it in."""
+    from grader.gradescope import build_bundle
 
-    step = next(s for s in run_steps(load_workflow(CLASSROOM)) if s.get("id") == "grader")
-    output = tmp_path / "github_output"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GITHUB_OUTPUT=str(output))
-    env.pop("CH5_GRADER_IN_NOTEBOOK", None)
-    if nested:
-        env["CH5_GRADER_IN_NOTEBOOK"] = "1"
-    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    key, _, value = output.read_text().strip().partition("=")
-    results = json.loads(base64.b64decode(value))
-    assert key == "result" and results["version"] == 3 and results["max_score"] == TOTAL
-    assert results["score"] == sum(t["score"] for t in results["tests"])
-    if nested:
-        assert results["status"] == "error" and results["tests"] == [] and results["message"]
-    else:
-        assert results["status"] in ("pass", "fail")
-        assert len(results["tests"]) == sum(len(check_definitions()[e]["checks"]) for e in EXERCISES)
+    bundle = tmp_path / "exam.zip"
+    build_bundle(bundle, visibility="after_published", stdout_visibility="hidden")
+    with zipfile.ZipFile(bundle) as zf:
+        script = zf.read("run_autograder").decode()
+    assert "--visibility after_published --stdout-visibility hidden" in script
+    results_file = tmp_path / "results.json"
+    (tmp_path / "submission").mkdir()
+    run_autograder(tmp_path / "submission", results_file, visibility="after_published")
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    assert (results["visibility"], results["stdout_visibility"]) == ("after_published", "hidden")

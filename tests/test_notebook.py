@@ -3,7 +3,8 @@
 
 Gradings run in-process with the session's shared grading context (~10 s for all
 eight exercises on 2 busy cores, ~1-3 s for one or two); three tests start the CLI
-(writing the notebook twice, and a grade cell that runs the grader on its saved notebook).
+(writing the notebook twice, and grade_in_notebook on a saved file). Messy notebooks:
+test_notebook_messy.py; a real Jupyter kernel: test_notebook_kernel.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grader.make_notebook import SETUP_NAMES, build_notebook, exercise_code
 from grader.notebook import DEFAULT_NAME, GRADE_TAG, NESTED_ENV, grade_in_notebook, python_source
 from grader.runner import grade
 from grader.sources import open_submission
+from notebook_helpers import code_cell_number, exercise_of, filled_notebook, index_of, max_points, save
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,39 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_grader(*args, cwd=ROOT, timeout=300):
     return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def exercise_of(cell) -> str | None:
-    return cell.get("metadata", {}).get("grader", {}).get("exercise")
-
-
-def code_cell_number(nb, cell_index: int) -> int:
-    """The grader's number of the code cell at ``nb.cells[cell_index]`` (code cells from 1)."""
-    return sum(c.cell_type == "code" for c in nb.cells[: cell_index + 1])
-
-
-def filled_notebook() -> nbformat.NotebookNode:
-    """The generated stub notebook with every exercise cell filled in with its solution."""
-    nb = build_notebook()
-    solved = {exercise_of(c): c.source for c in build_notebook(with_solutions=True).cells if exercise_of(c)}
-    for cell in nb.cells:
-        if exercise_of(cell):
-            cell.source = solved[exercise_of(cell)]
-    return nb
-
-
-def save(nb, path: Path) -> Path:
-    nbformat.validate(nb)
-    nbformat.write(nb, str(path))
-    return path
-
-
-def index_of(nb, exercise: str) -> int:
-    return next(i for i, c in enumerate(nb.cells) if exercise_of(c) == exercise)
-
-
-def max_points(exercises=EXERCISES) -> float:
-    return sum(c["points"] for e in exercises for c in check_definitions()[e]["checks"])
 
 
 # --- writing the notebook ---------------------------------------------------------------------
@@ -118,8 +87,11 @@ def test_exercise_cells_drop_reference_imports_of_other_exercises():
     ("%matplotlib inline\nimport os\n", "pass  # skipped: %matplotlib inline\nimport os\n"),
     ("if True:\n    !pip install tiktoken\nx = 2\n", "if True:\n    pass  # skipped: !pip install tiktoken\nx = 2\n"),
     # a `%` that continues an expression is Python, even in a cell with a magic line
-    ("%time y = 1\nz = (7\n     % 4)\n", "pass  # skipped: %time y = 1\nz = (7\n     % 4)\n"),
+    ("%who\nz = (7\n     % 4)\n", "pass  # skipped: %who\nz = (7\n     % 4)\n"),
     ("%%time\nw = 3\n", "\nw = 3\n"),  # a Python cell magic: its body runs, line numbers kept
+    # %time and %timeit run their statement once: what it assigns is there afterwards
+    ("%time model = 1\n", "model = 1\n"),
+    ("if True:\n    %timeit -n 10 -r 3 y = f()\n", "if True:\n    y = f()\n"),
 ])
 def test_magic_and_shell_lines_are_skipped(cell, expected):
     assert python_source(cell) == (expected, "")
@@ -132,31 +104,48 @@ def test_other_cell_magics_skip_the_cell():
 
 # --- grading notebooks -------------------------------------------------------------------------
 
-def test_filled_notebook_gets_full_marks(tmp_path, grading_ctx):
-    nb = filled_notebook()
-    nb.cells.insert(1, v4.new_code_cell("%matplotlib inline\n!pip list\nimport os\n"))
-    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")), ctx=grading_ctx)
-    assert [e.status for e in report.exercises] == ["graded"] * len(EXERCISES)
-    assert report.full_marks and report.score == max_points()
-
-
 def test_generated_stub_notebook_grades_to_zero(tmp_path, grading_ctx):
     report = grade(open_submission(save(build_notebook(), tmp_path / "stub.ipynb")), ctx=grading_ctx)
     assert [e.status for e in report.exercises] == ["not_implemented"] * len(EXERCISES)
     assert report.score == 0 and report.max_score == max_points()
 
 
-def test_a_failing_cell_stops_the_cells_after_it(tmp_path, grading_ctx):
+def test_a_failing_cell_is_reported_once_and_the_cells_after_it_run(tmp_path, grading_ctx):
     nb = filled_notebook()
     at = index_of(nb, "calc_loss_batch") + 1
     nb.cells.insert(at, v4.new_code_cell("x = 1\ny = x / 0\n"))
     report = grade(open_submission(save(nb, tmp_path / "work.ipynb")),
                    ["calc_loss_batch", "calc_loss_loader"], ctx=grading_ctx)
-    before, after = report.exercises
-    assert before.status == "graded" and before.score == before.max_score  # defined above the cell
-    assert after.status == "load_error" and after.score == 0
-    assert after.message == (f"code cell {code_cell_number(nb, at)} raised ZeroDivisionError: division by zero "
-                             "(line 2), so the cells after it did not run")
+    assert [(e.status, e.score) for e in report.exercises] == [("graded", max_points([e.name])) for e in report.exercises]
+    assert report.notes == [f"code cell {code_cell_number(nb, at)} raised ZeroDivisionError: division by zero "
+                            "(line 2); the cells after it ran"]
+
+
+def test_a_function_a_failing_cell_would_define_fails_with_that_reason(tmp_path, grading_ctx):
+    nb = filled_notebook()
+    at = index_of(nb, "calc_loss_batch")
+    # the cell raises before its def: calc_loss_batch is never defined, and the report says why
+    nb.cells[at].source = "import no_such_module_here\n\n" + nb.cells[at].source
+    # a helper a failing cell would define, used by a later exercise when it is graded
+    loader = index_of(nb, "calc_loss_loader")
+    nb.cells.insert(loader, v4.new_code_cell("oops()\ndef scale():\n    return 1.0\n"))
+    nb.cells[loader + 1].source = nb.cells[loader + 1].source.replace(
+        "return total_loss / num_batches", "return scale() * total_loss / num_batches")
+    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")),
+                   ["calc_loss_batch", "calc_loss_loader", "evaluate_model"], ctx=grading_ctx)
+    batch, loader_result, evaluate = report.exercises
+    cell = code_cell_number(nb, at)
+    assert (batch.status, batch.score) == ("load_error", 0)
+    assert batch.message == (f"calc_loss_batch is not defined: code cell {cell}, which defines it, raised "
+                             "ModuleNotFoundError: No module named 'no_such_module_here' (line 1)")
+    # every check that calls scale() fails, saying why; only "an empty loader gives nan" passes
+    assert [c.id for c in loader_result.checks if c.passed] == ["empty"]
+    scale_cell = code_cell_number(nb, loader)
+    assert all(c.message.endswith(f"; code cell {scale_cell}, which defines scale, raised NameError: "
+                                  "name 'oops' is not defined (line 1)") for c in loader_result.checks
+               if not c.passed), [c.message for c in loader_result.checks]
+    assert (evaluate.status, evaluate.score) == ("graded", max_points(["evaluate_model"]))  # needs neither
+    assert len(report.notes) == 2  # each failing cell once; the missing module is not refused
 
 
 def test_syntax_error_cell_is_named(tmp_path, grading_ctx):
@@ -164,11 +153,13 @@ def test_syntax_error_cell_is_named(tmp_path, grading_ctx):
     at = index_of(nb, "text_to_token_ids")
     nb.cells[at].source = nb.cells[at].source.replace("def text_to_token_ids(text, tokenizer):",
                                                       "def text_to_token_ids(text, tokenizer)")
-    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")), ["text_to_token_ids"], ctx=grading_ctx)
-    (ex,) = report.exercises
-    assert ex.status == "load_error"
-    assert ex.message.startswith(f"code cell {code_cell_number(nb, at)} raised SyntaxError: ")
-    assert ex.message.endswith("so the cells after it did not run")
+    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")),
+                   ["text_to_token_ids", "token_ids_to_text"], ctx=grading_ctx)
+    broken, after = report.exercises
+    assert broken.status == "load_error"
+    assert broken.message.startswith(f"text_to_token_ids is not defined: code cell {code_cell_number(nb, at)}, "
+                                     "which defines it, raised SyntaxError: ")
+    assert (after.status, after.score) == ("graded", max_points(["token_ids_to_text"]))
 
 
 def test_importing_the_reference_version_does_not_count_as_an_answer(tmp_path, grading_ctx):
@@ -200,18 +191,26 @@ def test_grade_cells_are_skipped_and_the_grader_does_not_nest(tmp_path, grading_
     assert ex.status == "graded" and ex.score == ex.max_score, ex.message
 
 
-def test_grade_cell_runs_the_grader_on_the_saved_notebook(tmp_path, monkeypatch, capsys):
-    """The grade cell's own code, run as Jupyter would in the notebook's folder (real CLI)."""
+def test_grade_in_notebook_can_still_grade_a_saved_file(tmp_path, monkeypatch, capsys):
+    """``grade_in_notebook(..., notebook=FILE)``: the saved file, through the real CLI."""
     nb = filled_notebook()
     save(nb, tmp_path / DEFAULT_NAME)
-    grade_cell = nb.cells[index_of(nb, "text_to_token_ids") + 1]
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(NESTED_ENV, raising=False)
-    exec(compile(grade_cell.source, "<grade cell>", "exec"), {})
+    grade_in_notebook("text_to_token_ids", notebook=DEFAULT_NAME)
     out = capsys.readouterr().out
-    assert f"Grading {DEFAULT_NAME} as saved" in out
+    assert out.startswith(f"Grading the saved file {DEFAULT_NAME} (saved ")
     points = f"{max_points(['text_to_token_ids']):g}"
     assert re.search(rf"text_to_token_ids +{points}/{points}  passed", out) and "All checks passed." in out
+
+
+def test_the_grade_cell_outside_jupyter_says_what_to_run(monkeypatch, capsys):
+    monkeypatch.delenv(NESTED_ENV, raising=False)
+    nb = build_notebook()
+    grade_cell = nb.cells[index_of(nb, "text_to_token_ids") + 1]
+    exec(compile(grade_cell.source, "<grade cell>", "exec"), {})  # what a plain `python` would do with it
+    assert capsys.readouterr().out == ("grade_in_notebook grades what a running Jupyter kernel has defined; "
+                                       "outside Jupyter run: python -m grader --submission FILE\n")
 
 
 def test_grade_cell_inside_a_graded_notebook_does_nothing(monkeypatch, capsys):
@@ -231,3 +230,16 @@ def test_a_file_that_is_not_a_notebook_is_a_one_line_error(tmp_path, capsys, con
     assert cli_main(["--submission", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err and err.startswith("python -m grader: error: ")
+
+
+def test_a_leftover_stub_raise_in_a_cell_is_named_with_its_cell_and_line(tmp_path, grading_ctx):
+    nb = build_notebook()
+    at = index_of(nb, "text_to_token_ids")
+    lines = nb.cells[at].source.splitlines()
+    raised = lines.index('    raise NotImplementedError("text_to_token_ids is not implemented yet")')
+    lines[raised:raised] = ['    encoded = tokenizer.encode(text, allowed_special={"<|endoftext|>"})']
+    nb.cells[at].source = "\n".join(lines)
+    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")), ["text_to_token_ids"], ctx=grading_ctx)
+    (ex,) = report.exercises
+    assert ex.status == "not_implemented" and ex.status_line == "the stub's raise is still there"
+    assert f"is still there, at line {raised + 2} of code cell {code_cell_number(nb, at)}: your code" in ex.message

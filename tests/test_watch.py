@@ -15,6 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from grader.checks import check_definitions
+
+from conftest import write_stubs
+
 ROOT = Path(__file__).resolve().parent.parent
 WATCHING = b"save to re-grade, Ctrl-C to stop."
 
@@ -44,9 +48,7 @@ def read_until(proc, marker: bytes, seen: bytes = b"", count: int = 1, timeout: 
 
 
 def stub_copy(tmp_path: Path) -> Path:
-    folder = tmp_path / "exercises"
-    shutil.copytree(ROOT / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
+    return write_stubs(tmp_path / "exercises")
 
 
 def test_saving_a_file_regrades_that_exercise_only(tmp_path):
@@ -54,7 +56,9 @@ def test_saving_a_file_regrades_that_exercise_only(tmp_path):
     proc = start_watch(folder, "text_to_token_ids", "token_ids_to_text", rounds=2)
     try:
         first = read_until(proc, WATCHING)
-        assert b"first grading: graded text_to_token_ids, token_ids_to_text" in first, first
+        # it says what it prepares, and when it is ready, before the first grading
+        assert first.index(b"Preparing the grader once") < first.index(b"Ready in") \
+            < first.index(b"first grading: grading text_to_token_ids, token_ids_to_text"), first
         assert first.count(b"not implemented yet") == 2
         time.sleep(0.1)  # a later mtime than the stub's, even on a coarse clock
         shutil.copy(ROOT / "solutions" / "text_to_token_ids.py", folder / "text_to_token_ids.py")
@@ -64,10 +68,12 @@ def test_saving_a_file_regrades_that_exercise_only(tmp_path):
         proc.kill()
         proc.wait()
     second = out[len(first):].decode()
-    assert "text_to_token_ids.py changed: graded text_to_token_ids in" in second, second
+    assert "text_to_token_ids.py changed: grading text_to_token_ids ---" in second, second
+    assert "Graded text_to_token_ids in" in second
     assert "token_ids_to_text" in second  # the table still shows every watched exercise
     lines = {line.split()[0]: line for line in second.splitlines() if line.startswith("  ")}
-    assert "6/6" in lines["text_to_token_ids"] and "passed" in lines["text_to_token_ids"]
+    points = sum(c["points"] for c in check_definitions()["text_to_token_ids"]["checks"])
+    assert f"{points}/{points}" in lines["text_to_token_ids"] and "passed" in lines["text_to_token_ids"]
     assert "not implemented yet" in lines["token_ids_to_text"]
 
 

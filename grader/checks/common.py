@@ -91,3 +91,103 @@ def capture_stdout(call):
     with contextlib.redirect_stdout(buffer):
         result = call()
     return result, buffer.getvalue().splitlines()
+
+
+# --------------------------------------------------------------------------- device placement
+# A missing `.to(device)` works on a CPU and breaks on the first GPU. The scenarios that check
+# it hand the function inputs wrapped in _Unmoved; an op that combines an unmoved tensor with
+# tensors that are on the device (the model's weights, a moved tensor) is what would fail on a
+# GPU, so it is recorded. The values computed are those of plain tensors.
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+class _Unmoved(torch.Tensor):
+    """An input tensor (or one computed from it alone) not moved with ``.to(device)`` yet."""
+
+    _origin = "an input"
+    _recorder = None
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        from torch.utils._pytree import tree_flatten
+
+        kwargs = kwargs or {}
+        leaves = tree_flatten((args, kwargs))[0]
+        unmoved = [leaf for leaf in leaves if isinstance(leaf, _Unmoved)]
+        with torch._C.DisableTorchFunctionSubclass():
+            result = func(*args, **kwargs)
+        if not unmoved:
+            return result
+        recorder, first = unmoved[0]._recorder, unmoved[0]
+        if func in (torch.Tensor.to, torch.Tensor.cuda) and recorder.moves(func, args, kwargs):
+            return _plain(result)
+        if func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__):
+            # a CUDA tensor takes CPU index tensors: only the indexed tensor's place matters
+            return recorder.tag(result, first) if isinstance(args[0], _Unmoved) else _plain(result)
+        on_device = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)
+                     and not isinstance(leaf, _Unmoved) and leaf.dim() > 0]
+        if on_device and any(u.dim() > 0 for u in unmoved):  # a CPU scalar would be fine on a GPU
+            recorder.record(unmoved, getattr(func, "__name__", str(func)))
+            return _plain(result)
+        return recorder.tag(result, first)
+
+
+def _plain(value):
+    from torch.utils._pytree import tree_map
+
+    return tree_map(lambda v: v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v, value)
+
+
+class MoveRecorder:
+    """Which named inputs a function used on the device they came from, without ``.to(device)``.
+
+    ``tensor(name, t)`` and ``loader(name, loader)`` wrap inputs; ``not_moved()`` lists
+    "NAME (used in FUNCTION)" for each input that reached an op together with tensors on
+    the device (what raises "Expected all tensors to be on the same device" on a GPU).
+    """
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.used: dict[str, str] = {}  # input name -> the first op that used it unmoved
+
+    def moves(self, func, args, kwargs) -> bool:
+        if func is torch.Tensor.cuda:
+            return self.device.type == "cuda"
+        device = torch._C._nn._parse_to(*args[1:], **kwargs)[0]
+        return device is not None and _same_device(device, self.device)
+
+    def tag(self, value, origin: "_Unmoved"):
+        from torch.utils._pytree import tree_map
+
+        def wrap(v):
+            if not isinstance(v, torch.Tensor) or isinstance(v, torch.nn.Parameter):
+                return v
+            wrapped = v.as_subclass(_Unmoved)
+            wrapped._origin, wrapped._recorder = origin._origin, self
+            return wrapped
+
+        return tree_map(wrap, value)
+
+    def record(self, unmoved, op: str) -> None:
+        for tensor in unmoved:
+            self.used.setdefault(tensor._origin, op)
+
+    def tensor(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        origin = tensor.as_subclass(_Unmoved)
+        origin._origin, origin._recorder = name, self
+        return origin
+
+    def loader(self, name: str, loader: DataLoader) -> DataLoader:
+        """The same batches as ``loader``, each tensor wrapped ("the input batches of NAME")."""
+        def collate(items):
+            inputs, targets = torch.utils.data.default_collate(items)
+            return (self.tensor(f"the input batches of {name}", inputs),
+                    self.tensor(f"the target batches of {name}", targets))
+
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False,
+                          drop_last=loader.drop_last, collate_fn=collate)
+
+    def not_moved(self) -> list[str]:
+        return [f"{name} (used in {op})" for name, op in sorted(self.used.items())]

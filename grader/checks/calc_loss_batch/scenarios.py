@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..common import BOOK_INPUTS, BOOK_TARGETS, random_loader, tiny_model
+from ..common import BOOK_INPUTS, BOOK_TARGETS, MoveRecorder, random_loader, tiny_model
 
 
 def scenario_book_124m(fn, ctx):
@@ -40,3 +40,12 @@ def scenario_tiny_4x5(fn, ctx):
     loader = random_loader(seed=24, num_batches=1, batch_size=4, num_tokens=5, vocab_size=53)
     inputs, targets = next(iter(loader))
     return {"loss": fn(inputs, targets, model, ctx.device)}
+
+
+def scenario_device(fn, ctx):
+    """Both batches are moved to the device before they are used (checked on a CPU too)."""
+    model = tiny_model(ctx, seed=25).eval()
+    inputs, targets = next(iter(random_loader(seed=26, num_batches=1)))
+    recorder = MoveRecorder(ctx.device)
+    fn(recorder.tensor("input_batch", inputs), recorder.tensor("target_batch", targets), model, ctx.device)
+    return {"not_moved": recorder.not_moved()}

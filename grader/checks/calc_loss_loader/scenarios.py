@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..common import batch_key, random_loader, rebound, tiny_model, verdict_loaders
+from ..common import MoveRecorder, batch_key, random_loader, rebound, tiny_model, verdict_loaders
 
 
 def scenario_verdict_124m(fn, ctx):
@@ -58,3 +58,11 @@ def scenario_with_grad(fn, ctx):
     """Called outside no_grad, as in training code: the result must still be a float."""
     model = tiny_model(ctx, seed=39).eval()
     return {"loss": fn(random_loader(seed=40, num_batches=2), model, ctx.device)}
+
+
+def scenario_device(fn, ctx):
+    """The batches are moved to the device (by calc_loss_batch) before they are used."""
+    model = tiny_model(ctx, seed=45).eval()
+    recorder = MoveRecorder(ctx.device)
+    fn(recorder.loader("data_loader", random_loader(seed=46, num_batches=2)), model, ctx.device)
+    return {"not_moved": recorder.not_moved()}

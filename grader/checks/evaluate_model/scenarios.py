@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..common import random_loader, tiny_model, verdict_loaders
+from ..common import MoveRecorder, random_loader, tiny_model, verdict_loaders
 
 
 class ForwardRecorder:
@@ -45,3 +45,12 @@ def scenario_verdict_ctx32(fn, ctx):
     model = tiny_model(ctx, seed=44, vocab_size=50257, context_length=32, drop_rate=0.1)
     train_loader, val_loader = verdict_loaders(ctx, context_length=32, chars=4000)
     return _evaluate(fn, ctx, model, train_loader, val_loader, eval_iter=3)
+
+
+def scenario_device(fn, ctx):
+    """The batches of both loaders are moved to the device before they are used."""
+    model = tiny_model(ctx, seed=47)
+    recorder = MoveRecorder(ctx.device)
+    fn(model, recorder.loader("train_loader", random_loader(48, 2)), recorder.loader("val_loader", random_loader(49, 2)),
+       ctx.device, 1)
+    return {"not_moved": recorder.not_moved()}

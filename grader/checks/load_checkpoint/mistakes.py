@@ -26,3 +26,10 @@ def mistake_model_not_restored(path, model, optimizer, device):
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
     return checkpoint
+
+
+def mistake_no_map_location(path, model, optimizer, device):
+    checkpoint = torch.load(path, weights_only=True)
+    model.load_state_dict(checkpoint["model_state_dict"])
+    optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    return checkpoint

@@ -32,6 +32,16 @@ def recorded_torch_load(calls: list):
         torch.load = original
 
 
+def same_device(map_location, device) -> bool:
+    """Whether torch.load's ``map_location`` sends the tensors to ``device`` (a device or its name)."""
+    if isinstance(map_location, (str, torch.device)):
+        try:
+            return torch.device(map_location).type == torch.device(device).type
+        except RuntimeError:
+            return False
+    return False
+
+
 def default_weights_only() -> bool:
     """torch.load's default for weights_only (True since torch 2.6)."""
     import inspect
@@ -56,6 +66,8 @@ def scenario_resume_tiny(fn, ctx):
         "model_restored": same_state(model.state_dict(), saved_model.state_dict()),
         "optimizer_restored": same_state(optimizer.state_dict(), saved_optimizer.state_dict()),
         "weights_only": bool(weights_only) and all(w is True for w in weights_only),
+        # where the tensors were read to: what makes a GPU checkpoint load on a CPU-only machine
+        "map_location": bool(calls) and all(same_device(call.get("map_location"), ctx.device) for call in calls),
         # exercise 5.4: two more steps continue the saved run
         "continued_losses": training_steps(model, optimizer, ctx, seed=123),
     }

@@ -36,3 +36,7 @@ def mistake_no_log(logits, targets):
 
 def mistake_hard_coded(logits, targets):
     return torch.tensor(10.7940)
+
+
+def mistake_item(logits, targets):
+    return (-torch.mean(_target_log_probas(torch.softmax(logits, dim=-1), targets))).item()

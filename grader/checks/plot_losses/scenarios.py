@@ -9,9 +9,11 @@ import torch
 
 
 def describe_figure(fig):
-    """What a plot shows, as plain data: per axes its labels and lines (x, y, alpha, style)."""
+    """What a plot shows, as plain data: per axes (a secondary axis too) its labels, where its
+    x-axis label is, its x limits, and its lines (x, y, visibility, style)."""
+    fig.draw_without_rendering()  # lays out secondary axes, whose limits follow their parent's
     axes = []
-    for ax in fig.get_axes():
+    for ax in figure_axes(fig):
         lines = []
         for line in ax.get_lines():
             lines.append({
@@ -21,8 +23,20 @@ def describe_figure(fig):
                 "linestyle": str(line.get_linestyle()),
                 "label": str(line.get_label()),
             })
-        axes.append({"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "lines": lines})
+        axes.append({"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "lines": lines,
+                     "xlim": [float(v) for v in ax.get_xlim()],
+                     "xlabel_top": ax.xaxis.get_label_position() == "top"})
     return axes
+
+
+def figure_axes(fig) -> list:
+    """The figure's axes and their child axes (``secondary_xaxis`` makes one), each once."""
+    found = []
+    for ax in fig.get_axes():
+        for each in (ax, *getattr(ax, "child_axes", ())):
+            if each not in found:
+                found.append(each)
+    return found
 
 
 def _plot(fn, ctx, num_epochs, n, seed):

@@ -1,4 +1,4 @@
-"""Correct variant: torch.load's default (weights_only=True since torch 2.6), no map_location, as the book's second load.
+"""Correct variant: torch.load's default weights_only (True since torch 2.6).
 """
 
 import matplotlib.pyplot as plt
@@ -150,7 +150,7 @@ def save_checkpoint(model, optimizer, path):
 
 
 def load_checkpoint(path, model, optimizer, device):
-    checkpoint = torch.load(path)
+    checkpoint = torch.load(path, map_location=device)
     model.load_state_dict(checkpoint["model_state_dict"])
     optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
     model.train()
