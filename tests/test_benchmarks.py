@@ -56,7 +56,7 @@ def test_speed_report_gives_ratios_and_says_whether_the_log_is_the_books():
         "fast": [{"wall": 60.0, "cpu": 130.0, "peak_mib": 3900, "stdout": other_log}] * 3,
     }
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        speed.report(runs, epochs=1)
+        speed.report(runs, tokens=4608)
     lines = {line.split()[0]: line for line in out.getvalue().splitlines()[1:] if line.strip()}
     assert "0.95 (0.90-0.99), 0.95 (0.95-0.95)" in lines["faithful"] and "identical to the book's" in lines["faithful"]
     assert "differ: last val loss 9.940 vs 9.933" in lines["fast"]
