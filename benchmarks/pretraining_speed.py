@@ -122,7 +122,8 @@ def report(runs: dict[str, list[dict]], tokens: int) -> None:
             verdict = "identical to the book's" + ("" if samples_same else " (samples differ)")
         else:
             (kind, mine), (_, books) = last_loss(results[0]["stdout"]), last_loss(book[0]["stdout"])
-            verdict = f"differ: last {kind} loss {mine:.3f} vs {books:.3f}"
+            digits = 3 if kind == "val" else 6  # the log's 3 decimals; a step's loss in full
+            verdict = f"differ: last {kind} loss {mine:.{digits}f} vs {books:.{digits}f}"
         print(f"{name:<9} {spread(walls):>24} {spread(cpus):>24} {tokens_per_s:9.1f} "
               f"{max(r['peak_mib'] for r in results):9.0f}  "
               f"{statistics.median(wall_ratios):.2f} ({min(wall_ratios):.2f}-{max(wall_ratios):.2f}), "

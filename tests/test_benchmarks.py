@@ -65,3 +65,25 @@ def test_speed_report_gives_ratios_and_says_whether_the_log_is_the_books():
 
 def test_gpu_check_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(BENCHMARKS / "gpu_check.sh")], capture_output=True).returncode == 0
+
+
+def test_steps_mode_times_each_row_in_its_own_process_and_compares_train_losses():
+    speed, steps = _module("pretraining_speed"), _module("training_steps")
+    rows = speed.step_commands(3, fast=True)
+    assert list(rows) == list(steps.ROWS) and all(command[-2:] == [row, "3"] for row, command in rows.items())
+    book = {"wall": 30.0, "cpu": 20.0, "peak_mib": 3700, "stdout": "Ep 1 (Step 000002): Train loss 9.5\n"}
+    fast = dict(book, wall=15.0, stdout="Ep 1 (Step 000002): Train loss 9.5004\n")
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        speed.report({"book": [book] * 3, "fast": [fast] * 3}, tokens=3 * 512)
+    line = out.getvalue().splitlines()[-1]
+    assert "0.50 (0.50-0.50)" in line and "differ: last train loss 9.500400 vs 9.500000" in line
+    assert "102.4" in line  # 1,536 tokens / 15 s
+
+
+def test_training_steps_refuses_an_unknown_row():
+    try:
+        _module("training_steps").main(["plain", "1"])
+    except SystemExit as exit_:
+        assert "ROW must be one of book, faithful, fast, fast-T" in str(exit_)
+    else:
+        raise AssertionError("no error for an unknown row")
