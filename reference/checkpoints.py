@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from pathlib import Path
 
 import torch
@@ -28,10 +29,19 @@ def save_checkpoint(model, optimizer, path, **extra):
     Raises:
         ValueError: ``extra`` holds ``model_state_dict`` or ``optimizer_state_dict``.
     """
+    write_atomically(checkpoint_dict(model, optimizer, **extra), path)
+
+
+def checkpoint_dict(model, optimizer, **extra) -> dict:
+    """The dict ``save_checkpoint`` writes. Its tensors are the live ones (state dicts share storage)."""
     clashing = [key for key in STATE_KEYS if key in extra]
     if clashing:
         raise ValueError(f"save_checkpoint writes {', '.join(clashing)} itself: pass other names as extra entries")
-    checkpoint = {"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(), **extra}
+    return {"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(), **extra}
+
+
+def write_atomically(checkpoint: dict, path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename it to ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: os.replace stays a rename
     try:
@@ -43,6 +53,55 @@ def save_checkpoint(model, optimizer, path, **extra):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class BackgroundWriter:
+    """Writes one checkpoint at a time in a background thread, as ``write_atomically`` does.
+
+    A checkpoint dict holds the live tensors of the model and the optimizer, so nothing
+    may change them until ``wait()`` returns. During training only ``optimizer.step()``
+    changes them (forward and backward only read the weights): ``guard(optimizer)``
+    makes every step wait for a pending write first, so the write of an epoch's
+    checkpoint overlaps the next epoch's first forward and backward pass.
+    torch.save releases the GIL while it writes tensor data.
+    """
+
+    def __init__(self):
+        self._thread = None
+        self._error = None
+        self._guarded = set()
+
+    def submit(self, checkpoint: dict, path) -> None:
+        """Start writing ``checkpoint`` to ``path`` (after waiting for the previous write)."""
+        self.wait()
+
+        def write():
+            try:
+                write_atomically(checkpoint, path)
+            except BaseException as exc:  # handed to the main thread by wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=write, name=f"write {Path(path).name}")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the pending write is on disk; re-raise its error (OSError: disk full, ...)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    @property
+    def pending(self) -> bool:
+        return self._thread is not None
+
+    def guard(self, optimizer) -> None:
+        """Make ``optimizer.step()`` wait for the pending write before it changes any tensor."""
+        if id(optimizer) not in self._guarded:
+            optimizer.register_step_pre_hook(lambda *_: self.wait())
+            self._guarded.add(id(optimizer))
 
 
 def read_checkpoint(path, device=None) -> dict:

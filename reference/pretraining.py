@@ -158,6 +158,7 @@ def train_model_simple(
     on_step: Optional[Callable[[int, int, int], None]] = None,
     start: Optional[TrainingState] = None,
     on_epoch_end: Optional[Callable[[TrainingState], None]] = None,
+    evaluate: Optional[Callable] = None,
 ):
     """The chapter's training loop (section 5.2, listing 5.3).
 
@@ -176,6 +177,8 @@ def train_model_simple(
             changed). Model, optimizer and RNG states are the caller's to restore.
         on_epoch_end: optional hook ``on_epoch_end(state)`` called after each
             epoch's sample with the live TrainingState (copy what you keep).
+        evaluate: optional replacement of ``evaluate_model`` with its signature
+            (the distributed run averages the losses over its processes with it).
     Returns:
         ``(train_losses, val_losses, track_tokens_seen)``: three lists of equal
         length, one entry per evaluation (floats, floats, ints = input tokens seen),
@@ -184,6 +187,7 @@ def train_model_simple(
     state = TrainingState() if start is None else _copy_state(start)
     train_losses, val_losses, track_tokens_seen = state.train_losses, state.val_losses, state.track_tokens_seen
     tokens_seen, global_step = state.tokens_seen, state.global_step
+    evaluate = evaluate_model if evaluate is None else evaluate
 
     for epoch in range(state.epoch, num_epochs):
         model.train()
@@ -198,7 +202,7 @@ def train_model_simple(
                 on_step(epoch, global_step, tokens_seen)
 
             if global_step % eval_freq == 0:
-                train_loss, val_loss = evaluate_model(
+                train_loss, val_loss = evaluate(
                     model, train_loader, val_loader, device, eval_iter
                 )
                 train_losses.append(train_loss)

@@ -2,15 +2,16 @@
 
 With the defaults it reproduces the book's 18 log lines on CPU (about 15-20
 minutes on 2 cores). ``--model small --epochs 1`` is a smoke run of seconds.
-After each epoch the run's checkpoint is written, so ``--resume DIR`` can
-continue an interrupted run (section 5.4). The other commands
-(``generate``, ``gpt2-losses``, ``download``) are in commands.py.
+After each epoch the run's checkpoint is written (in the background, while the
+next epoch starts), so ``--resume DIR`` can continue an interrupted run (section
+5.4). The command line is in train_cli.py, ``--fast`` in fast.py, ``--ddp`` in
+distributed.py; the other commands (``generate``, ``gpt2-losses``, ``download``)
+are in commands.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -82,9 +83,12 @@ def make_loaders(text, context_length, batch_size, train_ratio=0.9):
                 )
             )
         except ValueError:
+            from .data import ENDOFTEXT, get_tokenizer
+
+            longest = len(get_tokenizer().encode(part, allowed_special={ENDOFTEXT})) - 1  # one chunk + its target
+            fix = f"use a smaller value (at most {longest})" if longest >= 1 else "use a longer text"
             raise UsageError(
-                f"--context-length {context_length} is too long for the {name} text "
-                f"({len(part)} characters): use a smaller value, e.g. 256"
+                f"--context-length {context_length} is too long for the {name} text ({len(part)} characters): {fix}"
             ) from None
     if len(loaders[0]) == 0:
         raise UsageError(
@@ -94,13 +98,30 @@ def make_loaders(text, context_length, batch_size, train_ratio=0.9):
     return loaders
 
 
+def run_loaders(text, context_length, batch_size, processes=None, seed=123):
+    """The run's loaders: the book's (``make_loaders``), or with ``processes`` (a torchrun
+    job) each process's share of every global batch of ``batch_size``. Raises UsageError."""
+    if processes is None:
+        return make_loaders(text, context_length, batch_size)
+    from .distributed import distributed_loaders
+
+    try:
+        loaders = distributed_loaders(text, context_length, batch_size, processes, seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if len(loaders[0]) == 0:
+        raise UsageError(f"the training text gives no full batch of {batch_size}x{context_length} tokens "
+                         f"over {processes.world_size} processes: lower --batch-size or --context-length")
+    return loaders
+
+
 def pretrain(cfg, num_epochs=10, device="cpu", seed=123, batch_size=2, lr=0.0004,
              weight_decay=0.1, eval_freq=5, eval_iter=5, start_context="Every effort moves you",
-             on_step=None, *, on_epoch_end=None, resume=None):
+             on_step=None, *, on_epoch_end=None, resume=None, fast=False, text=None, processes=None):
     """Run the chapter's training; returns ``(model, optimizer, PretrainingResult)``.
 
     The seed is set before the loaders and again before the model, as in the book,
-    so the 124M run on CPU reproduces the book's numbers.
+    so the 124M run on CPU reproduces the book's numbers (unless ``fast``).
 
     Args:
         on_step: ``on_step(epoch, global_step, tokens_seen)`` after every step.
@@ -111,35 +132,61 @@ def pretrain(cfg, num_epochs=10, device="cpu", seed=123, batch_size=2, lr=0.0004
             training continues with the epoch after the saved one, up to
             ``num_epochs`` in all. With the same settings the rest of the run is
             the same as without the interruption.
+        fast: the fused kernels and fused AdamW of reference/fast.py (close to the
+            book's numbers, not equal).
+        text: the text to train on (default: The Verdict).
+        processes: this process's place in a torchrun job (reference.distributed),
+            after ``distributed.start``: the model is trained under DDP, each process
+            on its share of every global batch of ``batch_size``, the evaluation
+            losses averaged over the processes. The returned model is the plain one, the
+            result's tokens those of all processes (the checkpoint's TrainingState holds
+            the loop's own count, of one process).
     """
     import torch
 
     from .checkpoints import apply_checkpoint, restore_rng_state
     from .data import get_tokenizer, load_text
     from .model import GPTModel
-    from .pretraining import train_model_simple
+    from .pretraining import evaluate_model, train_model_simple
 
-    text = load_text()
+    text = load_text() if text is None else text
     torch.manual_seed(seed)
-    train_loader, val_loader = make_loaders(text, cfg["context_length"], batch_size)
+    train_loader, val_loader = run_loaders(text, cfg["context_length"], batch_size, processes, seed)
 
     torch.manual_seed(seed)
     model = GPTModel(cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if fast:
+        from .fast import fast_optimizer, speed_up_model
+
+        speed_up_model(model, device)  # after the book's initialisation: the same weights
+        optimizer = fast_optimizer(model, lr, weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     start_state = None
     if resume is not None:
         apply_checkpoint(resume, model, optimizer)
         start_state = training_state_of(resume)
         # the loaders draw their shuffle seeds from this RNG at each epoch's start
         restore_rng_state(resume["rng_state"])
-    epoch_hook = None if on_epoch_end is None else (lambda state: on_epoch_end(model, optimizer, state))
+    trained, evaluate, hooks, world = model, None, [] if on_epoch_end is None else [on_epoch_end], 1
+    if processes is not None:
+        from .distributed import averaged_evaluate, wrap
+
+        trained, evaluate = wrap(model, torch.device(device)), averaged_evaluate(evaluate_model)
+        world = processes.world_size
+        train_loader.sampler.set_epoch(0 if start_state is None else start_state.epoch)
+        hooks.insert(0, lambda model, optimizer, state: train_loader.sampler.set_epoch(state.epoch))
+        if on_step is not None:  # the loop counts this process's tokens; the run's are world times as many
+            on_step = (lambda hook: lambda epoch, step, tokens: hook(epoch, step, tokens * world))(on_step)
+    epoch_hook = (lambda state: [hook(model, optimizer, state) for hook in hooks]) if hooks else None
     start = time.perf_counter()
     train_losses, val_losses, tokens_seen = train_model_simple(
-        model, train_loader, val_loader, optimizer, device,
+        trained, train_loader, val_loader, optimizer, device,
         num_epochs=num_epochs, eval_freq=eval_freq, eval_iter=eval_iter,
         start_context=start_context, tokenizer=get_tokenizer(), on_step=on_step,
-        start=start_state, on_epoch_end=epoch_hook,
+        start=start_state, on_epoch_end=epoch_hook, evaluate=evaluate,
     )
+    tokens_seen = [tokens * world for tokens in tokens_seen]
     result = PretrainingResult(train_losses, val_losses, tokens_seen, time.perf_counter() - start)
     return model, optimizer, result
 
@@ -150,28 +197,51 @@ RESUME_KEYS = ("config", "settings", "rng_state", "epoch", "global_step", "token
                "train_losses", "val_losses", "track_tokens_seen")
 
 
-def run_settings(model_name, num_epochs, seed, batch_size, context_length) -> dict:
-    """The settings a run's checkpoint records, so that ``--resume`` continues with them."""
+# What a run's settings hold besides run_settings' arguments, and their values in the
+# checkpoints of runs from before they existed (a resumed old run keeps them).
+EXTRA_SETTINGS = {"fast": False, "text": None, "text_sha256": None, "processes": None}
+
+
+def run_settings(model_name, num_epochs, seed, batch_size, context_length, **extra) -> dict:
+    """The settings a run's checkpoint records, so that ``--resume`` continues with them.
+
+    ``extra``: EXTRA_SETTINGS (``fast``; ``text``, the resolved path of a ``--text``
+    file, and its ``text_sha256``; ``processes``, the number of processes of a
+    ``--ddp`` run) and ``drop_rate``.
+    """
+    unknown = set(extra) - set(EXTRA_SETTINGS) - {"drop_rate"}
+    if unknown:
+        raise TypeError(f"run_settings: unknown settings {sorted(unknown)}")
     return {"model": model_name, "num_epochs": num_epochs, "seed": seed, "batch_size": batch_size,
-            "context_length": context_length, **BOOK_TRAINING}
+            "context_length": context_length, **BOOK_TRAINING, **EXTRA_SETTINGS, **extra}
 
 
-def save_run_checkpoint(path, model, optimizer, cfg, settings, state, device):
+def save_run_checkpoint(path, model, optimizer, cfg, settings, state, device, writer=None):
     """``model_and_optimizer.pth`` of a run after an epoch: the book's two states plus
-    config, settings, the TrainingState's fields and the RNG states."""
+    config, settings, the TrainingState's fields and the RNG states.
+
+    With ``writer`` (a checkpoints.BackgroundWriter) the file is written in a
+    background thread while training goes on; the optimizer's next step waits for it.
+    """
     from dataclasses import asdict
 
-    from .checkpoints import capture_rng_state, save_checkpoint
+    from .checkpoints import capture_rng_state, checkpoint_dict, write_atomically
 
-    save_checkpoint(model, optimizer, path, config=dict(cfg), settings=dict(settings),
-                    rng_state=capture_rng_state(device), **asdict(state))
+    checkpoint = checkpoint_dict(model, optimizer, config=dict(cfg), settings=dict(settings),
+                                 rng_state=capture_rng_state(device), **asdict(state))
+    if writer is None:
+        write_atomically(checkpoint, path)
+    else:
+        writer.guard(optimizer)
+        writer.submit(checkpoint, path)
 
 
-def checkpoint_writer(path, cfg, settings, device):
-    """An ``on_epoch_end`` hook for ``pretrain`` that saves the run's checkpoint to ``path``."""
+def checkpoint_writer(path, cfg, settings, device, writer=None):
+    """An ``on_epoch_end`` hook for ``pretrain`` that saves the run's checkpoint to ``path``
+    (in the background with ``writer``, see ``save_run_checkpoint``)."""
 
     def on_epoch_end(model, optimizer, state):
-        save_run_checkpoint(path, model, optimizer, cfg, settings, state, device)
+        save_run_checkpoint(path, model, optimizer, cfg, settings, state, device, writer=writer)
 
     return on_epoch_end
 
@@ -296,164 +366,6 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser():
-    p = ArgumentParser(
-        prog=PROG,
-        description="Pretrain the chapter-5 GPT on The Verdict and write the loss plot and a checkpoint.",
-        epilog=f"Other commands: {', '.join(COMMANDS)} (python -m reference COMMAND --help).",
-    )
-    # defaults of None are filled in by _settings_from_args: --resume takes them from the run
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs in all (default 10, as in the book; with --resume: the run's own, "
-                        "or more to train on)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--model", choices=["124M", "small"], default=None,
-                   help="124M (default): the book's GPT_CONFIG_124M; small: 2 layers of 64 dims, a smoke run in seconds")
-    p.add_argument("--context-length", type=int, default=None, help="default 256")
-    p.add_argument("--batch-size", type=int, default=None, help="default 2")
-    p.add_argument("--seed", type=int, default=None, help="default 123")
-    p.add_argument("--out", type=Path, default=None,
-                   help="folder for loss-plot.pdf/.png and model_and_optimizer.pth "
-                        "(default ./pretraining-output; with --resume: the resumed folder)")
-    p.add_argument("--overwrite", action="store_true", help="replace output files of an earlier run")
-    p.add_argument("--resume", type=Path, metavar="DIR", default=None,
-                   help="continue the run whose checkpoint DIR/model_and_optimizer.pth holds, with its settings")
-    return p
-
-
-FRESH_DEFAULTS = {"epochs": 10, "model": "124M", "context_length": 256, "batch_size": 2, "seed": 123}
-RUN_OPTIONS = ("model", "context_length", "batch_size", "seed")  # fixed for a run: --resume takes them from it
-
-
-def _option(name):
-    return "--" + name.replace("_", "-")
-
-
-def _check_positive(args):
-    for name in ("epochs", "context_length", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"{_option(name)} must be at least 1 (got {value})")
-
-
-def _check_out(args):
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a file, not a folder")
-    if args.resume is not None and args.out.resolve() == args.resume.resolve():
-        return  # continuing the run in its own folder replaces its files by design
-    existing = [name for name in OUTPUT_FILES if (args.out / name).exists()]
-    if existing and not args.overwrite:
-        raise UsageError(f"{args.out} already holds {', '.join(existing)}: pass --overwrite or another --out")
-
-
-def _resumed_settings(args, checkpoint) -> dict:
-    """The run's settings, with --epochs applied; options that would change the run are refused."""
-    settings = dict(checkpoint["settings"])
-    for option in RUN_OPTIONS:
-        given = getattr(args, option)
-        if given is not None and given != settings[option]:
-            raise UsageError(
-                f"--resume continues with the run's own {_option(option)} ({settings[option]}): leave out "
-                f"{_option(option)} {given}"
-            )
-    done = checkpoint["epoch"]
-    if args.epochs is not None:
-        if args.epochs < done:
-            raise UsageError(f"--epochs {args.epochs} is fewer than the {done} epochs the run in {args.resume} has done")
-        settings["num_epochs"] = args.epochs
-    return settings
-
-
-def _fresh_run(args):
-    """``(settings, cfg)`` of a new run from the options and their defaults."""
-    from .model import GPT_CONFIG_124M
-
-    for name, value in FRESH_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    args.out = Path("pretraining-output") if args.out is None else args.out
-    cfg = dict(GPT_CONFIG_124M if args.model == "124M" else SMALL_CONFIG)
-    cfg["context_length"] = args.context_length
-    return run_settings(args.model, args.epochs, args.seed, args.batch_size, args.context_length), cfg
-
-
-def _announce(settings, device, total_steps, done_steps, resumed_from, done):
-    if resumed_from is None:
-        epochs = settings["num_epochs"]
-        print(f"Pretraining the {settings['model']} model on The Verdict on {device} "
-              f"({epochs} epoch{'s' * (epochs != 1)}, {total_steps} steps)", file=sys.stderr)
-    else:
-        print(f"Resuming the {settings['model']} run of {resumed_from} on {device} at epoch {done + 1} "
-              f"of {settings['num_epochs']} ({total_steps - done_steps} steps left)", file=sys.stderr)
-
-
-def _train_with_progress(cfg, settings, device, checkpoint, total_steps, done_steps, on_epoch_end):
-    """``pretrain`` with the run's settings, progress on stderr, the log lines kept off the bar."""
-    progress = StepProgress(total_steps, done_steps)
-    real_stdout = sys.stdout
-    if progress.interactive and real_stdout.isatty():
-        sys.stdout = LinesAboveBar(real_stdout, progress.bar)
-    try:
-        _, _, result = pretrain(
-            cfg, num_epochs=settings["num_epochs"], device=device, seed=settings["seed"],
-            batch_size=settings["batch_size"], lr=settings["lr"], weight_decay=settings["weight_decay"],
-            eval_freq=settings["eval_freq"], eval_iter=settings["eval_iter"],
-            start_context=settings["start_context"], on_step=progress,
-            on_epoch_end=on_epoch_end, resume=checkpoint,
-        )
-    finally:
-        sys.stdout = real_stdout
-        progress.close()
-    return result
-
-
-def train_main(argv) -> int:
-    """``python -m reference [options]``: the chapter's training, fresh or resumed."""
-    from .data import DataFileError, load_text
-
-    args = build_parser().parse_args(argv)
-    saved_epochs = []  # epochs whose checkpoint this invocation wrote
-    try:
-        _check_positive(args)
-        checkpoint, done = None, 0
-        if args.resume is not None:
-            checkpoint = read_run_checkpoint(args.resume)
-            settings, cfg, done = _resumed_settings(args, checkpoint), dict(checkpoint["config"]), checkpoint["epoch"]
-            args.out = args.resume if args.out is None else args.out
-        else:
-            settings, cfg = _fresh_run(args)
-        _check_out(args)
-        if done >= settings["num_epochs"]:
-            print(f"{PROG}: nothing to do: the run in {args.resume} has done all its {done} epochs; "
-                  f"pass --epochs N (more than {done}) to train on", file=sys.stderr)
-            return 0
-        device = resolve_device(args.device)
-        train_loader, _ = make_loaders(load_text(), settings["context_length"], settings["batch_size"])  # fail early
-        total_steps, done_steps = len(train_loader) * settings["num_epochs"], len(train_loader) * done
-        _announce(settings, device, total_steps, done_steps, args.resume, done)
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_checkpoint = checkpoint_writer(args.out / CHECKPOINT_FILE, cfg, settings, device)
-
-        def on_epoch_end(model, optimizer, state):
-            write_checkpoint(model, optimizer, state)
-            saved_epochs.append(state.epoch)
-
-        result = _train_with_progress(cfg, settings, device, checkpoint, total_steps, done_steps, on_epoch_end)
-        save_plots(args.out, result, settings["num_epochs"])
-    except (UsageError, DataFileError) as exc:
-        return report_error(exc)
-    except KeyboardInterrupt:
-        hint = f"; continue with: {PROG} --resume {args.out}" if saved_epochs else ""
-        print(f"{PROG}: interrupted{hint}", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `python -m reference | head`: the reader left
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    print(f"Training took {result.seconds:.1f} s; wrote {', '.join(OUTPUT_FILES)} to {args.out}/",
-          file=sys.stderr)
-    return 0
-
-
 def report_error(exc) -> int:
     """Print ``python -m reference: error: <one line>`` to stderr; return the exit status 2."""
     message = " ".join(str(exc).split()) or type(exc).__name__
@@ -468,4 +380,6 @@ def main(argv=None) -> int:
         from .commands import run_command
 
         return run_command(argv[0], argv[1:])
+    from .train_cli import train_main
+
     return train_main(argv)

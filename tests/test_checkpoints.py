@@ -209,10 +209,10 @@ def test_resume_continues_the_run_exactly(tmp_path, capsys, monkeypatch, quick_r
     # the same run, interrupted (Ctrl-C) right after epoch 2's checkpoint
     real_save = ref_run.save_run_checkpoint
 
-    def save_then_interrupt(path, model, optimizer, cfg, settings, state, device):
-        real_save(path, model, optimizer, cfg, settings, state, device)
+    def save_then_interrupt(path, model, optimizer, cfg, settings, state, device, writer=None):
+        real_save(path, model, optimizer, cfg, settings, state, device, writer=writer)
         if state.epoch == 2:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt  # while epoch 2's checkpoint is being written in the background
 
     monkeypatch.setattr(ref_run, "save_run_checkpoint", save_then_interrupt)
     rc, first_out, first_err = _main(capsys, *SMALL_RUN, "--epochs", 4, "--out", interrupted)
