@@ -253,7 +253,9 @@ def plain(value, depth=0):
     if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         return plain(value.item(), depth + 1)
     if isinstance(value, (list, tuple)):
-        items = [plain(v, depth + 1) for v in list(value)[:10_000]]
+        if len(value) > MAX_TENSOR_ELEMENTS:  # compared whole or not at all: a cut list would read as another shape
+            return {"__object__": type(value).__name__, "repr": f"{type(value).__name__} of {len(value):,} items (too large to compare)"}
+        items = [plain(v, depth + 1) for v in value]
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, dict):
         return {str(k): plain(v, depth + 1) for k, v in list(value.items())[:1000]}

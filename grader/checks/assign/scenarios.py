@@ -21,6 +21,7 @@ def scenario_same_shape(fn, ctx):
         "values": result,
         "is_parameter": isinstance(result, torch.nn.Parameter),
         "trainable": bool(getattr(result, "requires_grad", False)),
+        "copied": isinstance(result, torch.Tensor) and result.untyped_storage().data_ptr() != right.untyped_storage().data_ptr(),
     }
 
 

@@ -60,12 +60,13 @@ def scenario_resume_tiny(fn, ctx):
         torch.save({"model_state_dict": saved_model.state_dict(),
                     "optimizer_state_dict": saved_optimizer.state_dict()}, path)
         with recorded_torch_load(calls):
-            fn(str(path), model, optimizer, ctx.device)
+            returned = fn(str(path), model, optimizer, ctx.device)
     weights_only = [call.get("weights_only", default_weights_only()) for call in calls]
     return {
         "model_restored": same_state(model.state_dict(), saved_model.state_dict()),
         "optimizer_restored": same_state(optimizer.state_dict(), saved_optimizer.state_dict()),
         "weights_only": bool(weights_only) and all(w is True for w in weights_only),
+        "returned": isinstance(returned, dict) and {"model_state_dict", "optimizer_state_dict"} <= set(returned),
         # where the tensors were read to: what makes a GPU checkpoint load on a CPU-only machine
         "map_location": bool(calls) and all(same_device(call.get("map_location"), ctx.device) for call in calls),
         # exercise 5.4: two more steps continue the saved run
