@@ -199,7 +199,8 @@ def class_summary(submissions, exercises, top: int = TOP_FAILING, unmatched=()) 
                     if check.diagnosis:
                         diagnoses[(ex.name, check.id)][check.diagnosis] += 1
     if failing:
-        lines.append(f"Most common failing checks (of {len(graded)} graded submissions):")
+        counted = sum(s.name not in stopped_whole for s in graded)  # not those that could not be graded
+        lines.append(f"Most common failing checks (of {counted} graded submissions):")
         order = {e: i for i, e in enumerate(exercises)}
         whats = {(e, c["id"]): c["what"] for e in exercises for c in check_definitions()[e]["checks"]}
         previous = None

@@ -285,7 +285,10 @@ def test_a_hanging_submission_is_one_error_row_and_listed_once(tmp_path, grading
 
     (tmp_path / "hang.py").write_text(HANG_AT_IMPORT, encoding="utf-8")
     (tmp_path / "ok.py").write_text("\n".join(solution(e) for e in CHEAP), encoding="utf-8")
-    subs = [Submission(n, tmp_path / n) for n in ("hang.py", "ok.py")]
+    wrong = "\n".join(solution(e) for e in CHEAP).replace("avg_log_probas * -1", "avg_log_probas")
+    assert "avg_log_probas * -1" not in wrong
+    (tmp_path / "wrong.py").write_text(wrong, encoding="utf-8")
+    subs = [Submission(n, tmp_path / n) for n in ("hang.py", "ok.py", "wrong.py")]
     for sub in subs:
         sub.source = open_any(sub.path, sub.name)
     grade_all(subs, CHEAP, "cpu", Limits(timeout_s=2), 2, grading_ctx)
@@ -297,6 +300,8 @@ def test_a_hanging_submission_is_one_error_row_and_listed_once(tmp_path, grading
         "  hang.py: importing hang.py: stopped after the time limit of 2 s (an endless loop? raise it with --timeout)"]
     assert "Exercises not graded normally" not in summary, summary
     assert gradebook.row(subs[1], CHEAP)["total"] == gradebook.max_points(CHEAP)["total"]  # full marks
+    # the failing checks are counted over the submissions that could be graded: not hang.py
+    assert "Most common failing checks (of 2 graded submissions)" in summary, summary
 
 
 def test_batch_takes_exercise_names_after_options(tmp_path):
