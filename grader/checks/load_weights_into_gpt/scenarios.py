@@ -60,8 +60,20 @@ def parameter_groups(gpt) -> dict:
     }
 
 
+def trained_looking_norms(model, seed: int) -> None:
+    """Seeded noise on every LayerNorm's scale and shift: a fresh model's are all ones and zeros,
+    the same in any two models, so a norm loaded from the wrong key (or not at all) would not show."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "scale") and hasattr(module, "shift"):
+                for p in (module.scale, module.shift):
+                    p.add_(0.2 * torch.randn(p.shape, generator=generator).to(p.device))
+
+
 def scenario_tiny_gpt2(fn, ctx):
     source = tiny_model(ctx, seed=ctx.seed(141), **CONFIG).cpu()
+    trained_looking_norms(source, ctx.seed(144))
     params = gpt2_layout(source)
     gpt = tiny_model(ctx, seed=ctx.seed(142), **CONFIG).eval()  # other weights until loaded
     fn(gpt, {name: tensor.to(ctx.device) for name, tensor in params.items()})
