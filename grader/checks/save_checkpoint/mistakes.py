@@ -19,3 +19,7 @@ def mistake_model_only(model, optimizer, path):
 
 def mistake_other_keys(model, optimizer, path):
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+
+
+def mistake_writes_nothing(model, optimizer, path):
+    pass
