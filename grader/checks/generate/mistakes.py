@@ -16,11 +16,11 @@ import torch
 def _decoding_loop(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, eos_id=None, *,
                    temperature_ignored=False, masked_value=float("-inf"), less_equal=False, k_plus_one=False,
                    argmax_always=False, crop=True, no_grad=True, book_eos=False, eos_appended=False,
-                   position=-1, row_broadcast=False):
+                   position=-1, row_broadcast=False, steps_short=0):
     with torch.no_grad() if no_grad else contextlib.nullcontext():
         idx = idx.to(next(model.parameters()).device)
         finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
+        for _ in range(max_new_tokens - steps_short):
             idx_cond = idx[:, -context_size:] if crop else idx
             logits = model(idx_cond)[:, position, :]
             if top_k is not None:
@@ -58,6 +58,7 @@ mistake_argmax_always = functools.partial(_decoding_loop, argmax_always=True)
 mistake_no_crop = functools.partial(_decoding_loop, crop=False)
 mistake_builds_graph = functools.partial(_decoding_loop, no_grad=False)
 mistake_book_eos_check = functools.partial(_decoding_loop, book_eos=True)
+mistake_one_token_short = functools.partial(_decoding_loop, steps_short=1)
 mistake_eos_appended = functools.partial(_decoding_loop, eos_appended=True)
 mistake_last_position_not_used = functools.partial(_decoding_loop, position=0)
 mistake_top_k_row_broadcast = functools.partial(_decoding_loop, row_broadcast=True)
