@@ -261,9 +261,12 @@ def test_returning_the_frozen_values_earns_nothing_under_fresh_seeds(fresh, froz
 def test_a_grading_process_that_kept_the_expected_values_would_give_them_away(fresh, frozen_answers):
     """Why a student's grading process drops them (fresh.forget): without that, the hostile file finds
     them with the garbage collector and passes the changed checks too."""
+    import gc
+
     from grader.lockdown import Lockdown
 
     ctx, expected = fresh
+    gc.collect()  # an earlier test's fresh-seed values, left as garbage in this process, would be found first
     report = grade(frozen_answers, ctx, expected, lockdown=Lockdown(), drop=None, exercises=["calc_loss_batch"])
     changed = {(e, c) for e, c in changed_checks(expected) if e == "calc_loss_batch"}
     assert changed and changed <= passed(report)

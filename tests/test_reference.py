@@ -282,6 +282,7 @@ def test_loaders_split_and_shapes(verdict_loaders, book_values):
     assert x[0].tolist() == val_ids[:256] and x[1].tolist() == val_ids[256:512]
 
 
+@pytest.mark.slow  # 23-30 s of 124M forwards; the frozen values (tests/test_expected.py) hold the same book numbers
 def test_initial_losses(verdict_loaders, model_124m, book_values):
     d = book_values["data"]
     train_loader, val_loader = verdict_loaders
