@@ -33,6 +33,7 @@ import ctypes
 import json
 import os
 import pwd
+import random
 import resource
 import sys
 import sysconfig
@@ -209,7 +210,10 @@ def pick_uids(count: int) -> tuple[int, ...]:
     start = UID_BASE if mapped_top > top else max(1000, mapped_top - 2 - 1000)  # below nobody/overflow
     busy = {p.uid for p in processes()}
     chosen = []
-    for uid in range(start, start + 1000):
+    # from a random place in the range: two graders started at once (before either has a child
+    # running as its ids) rarely choose the same ids, whose leftovers each would end
+    offset = random.SystemRandom().randrange(1000)  # not the global generator a scenario may have seeded
+    for uid in (start + (offset + i) % 1000 for i in range(1000)):
         if uid in busy:
             continue
         try:

@@ -258,6 +258,7 @@ def test_returning_the_frozen_values_earns_nothing_under_fresh_seeds(fresh, froz
     assert named == []
 
 
+@pytest.mark.slow  # a negative control that depends on this process's garbage: run it with its own file
 def test_a_grading_process_that_kept_the_expected_values_would_give_them_away(fresh, frozen_answers):
     """Why a student's grading process drops them (fresh.forget): without that, the hostile file finds
     them with the garbage collector and passes the changed checks too."""
