@@ -70,8 +70,9 @@ def given_function(name: str) -> tuple[str, set[str]]:
     return ast.get_source_segment(text, node) + "\n", used - params - assigned - set(dir(builtins))
 
 
-def given_module() -> str:
-    """grader/given.py of the release: the given functions, for release_mode.py to bind."""
+def given_parts() -> tuple[list[str], list[str], list[str], list[str]]:
+    """The given functions' sources, the exercises they call (the student's own in the release),
+    and the import lines of everything else they use: (sources, own, third_party, kit)."""
     sources, uses = [], set()
     for name in GIVEN_FUNCTIONS:
         source, used = given_function(name)
@@ -79,6 +80,12 @@ def given_module() -> str:
         uses |= used
     own = sorted(n for n in uses if n in EXERCISES)
     third_party, kit = import_lines(uses - set(own), "", _reference_module_names())
+    return sources, own, third_party, kit
+
+
+def given_module() -> str:
+    """grader/given.py of the release: the given functions, for release_mode.py to bind."""
+    sources, own, third_party, kit = given_parts()
     return (
         '"""Code the book gives in chapter 5 (not exercises), as the student release\'s grader runs it.\n\n'
         "Written by ``python -m grader release`` from the kit's reference. When an exercise is graded,\n"
@@ -129,13 +136,7 @@ def _calling_your_exercises(book_function):
 def reference_given() -> str:
     """reference/given.py of the release: the book's given functions (GIVEN_FUNCTIONS), so that
     the notebook's setup cell and a student's .py file can import them from reference."""
-    sources, uses = [], set()
-    for name in GIVEN_FUNCTIONS:
-        source, used = given_function(name)
-        sources.append(source)
-        uses |= used
-    own = sorted(n for n in uses if n in EXERCISES)
-    third_party, kit = import_lines(uses - set(own), "", _reference_module_names())
+    sources, own, third_party, kit = given_parts()
     return (REFERENCE_GIVEN_HEAD + "\n" + "".join(third_party) + "".join(kit)
             + f"\nOWN_EXERCISES = {tuple(own)!r}\n" + REFERENCE_GIVEN_WRAPPER + "\n\n" + "\n\n".join(sources)
             + "".join(f"\n\n{n} = _calling_your_exercises({n})\n" for n in GIVEN_FUNCTIONS))

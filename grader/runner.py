@@ -247,8 +247,7 @@ def explain_import_failures(source, children: dict) -> None:
         if not child.loaded and child.status in ABNORMAL:
             path = Path(import_key(source, exercise))
             what = f"running the code cells of {path.name}" if path.suffix == ".ipynb" else f"importing {path.name}"
-            if not child.message.startswith(f"{what}: "):  # a group's shared failure is told once
-                child.message = f"{what}: {child.message}"
+            child.message = f"{what}: {child.message}"
 
 
 def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=(),

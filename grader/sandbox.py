@@ -252,16 +252,17 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
 
     def done(key, result: ChildResult):
         results[key] = result
+        as_ended = dataclasses.replace(result)  # what the group shares: not what on_done makes of it
         if on_done:
             on_done(key, result)
         group = groups.get(key)
         if group is not None and not result.loaded and result.status in ABNORMAL and group not in failed_imports:
-            failed_imports[group] = result
+            failed_imports[group] = as_ended
             for other in [j for j in running.values() if groups.get(j.key) == group and not j.loaded]:
-                finish(other, shared=result)
+                finish(other, shared=as_ended)
             for other_key, _ in [t for t in pending if groups.get(t[0]) == group]:
                 pending.remove((other_key, tasks[other_key]))
-                done(other_key, dataclasses.replace(result, seconds=0.0, log="", shared=True))
+                done(other_key, dataclasses.replace(as_ended, seconds=0.0, log="", shared=True))
 
     def forget(key):  # in a child under lockdown: nothing of the other children's results or sources
         for other_key, other in tasks.items():
