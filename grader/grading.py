@@ -45,7 +45,7 @@ class ExerciseResult:
     checks: list[CheckResult] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
-    log: str = ""  # what the code printed: the first sandbox.MAX_LOG_BYTES of it
+    log: str = ""  # what the code printed: the first sandbox_child.MAX_LOG_BYTES of it
     log_bytes: int = 0  # how much it printed in all
     summary: str = ""  # the table's words for a status other than graded, when more precise
     uses: tuple = ()  # the student's own other exercises it ran on (student release)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import UsageError
-from .notebook import DEFAULT_NAME, GRADE_MARKER, GRADE_TAG
+from .cell_source import GRADE_MARKER, GRADE_TAG
+from .notebook import DEFAULT_NAME
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = KIT_ROOT / "solutions"

@@ -25,12 +25,11 @@ import tempfile
 import time
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import EXERCISES
-from .cell_source import (GRADE_MARKER, GRADE_TAG, KERNEL_ORIGIN, NESTED_ENV, PYTHON_CELL_MAGICS,  # noqa: F401
-                          cell_names, cell_text, is_grade_cell, python_source)
+from .cell_source import KERNEL_ORIGIN, NESTED_ENV, cell_names, cell_text, is_grade_cell
 from .errors import LoadError, NotebookError
 
 KIT_ROOT = Path(__file__).resolve().parent.parent

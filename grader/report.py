@@ -64,7 +64,7 @@ def _size(count: int) -> str:
 
 def printed_lines(ex) -> list[str]:
     """What the exercise's code printed (-v): its first lines, and how much more was cut."""
-    sent = ex.log.rstrip()  # the child sent the first sandbox.MAX_LOG_BYTES of ex.log_bytes
+    sent = ex.log.rstrip()  # the child sent the first sandbox_child.MAX_LOG_BYTES of ex.log_bytes
     shown = [line[:MAX_LOG_LINE] for line in sent.splitlines()[:MAX_LOG_LINES]]
     unsent = max(0, ex.log_bytes - len(ex.log.encode("utf-8")))
     more = unsent + len(sent.encode("utf-8")) - len("\n".join(shown).encode("utf-8"))

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import processes
-from .sandbox_child import HEADER, LOADED, MAX_LOG_BYTES, child_main  # noqa: F401 (MAX_LOG_BYTES: the sandbox's)
+from .sandbox_child import HEADER, LOADED, child_main
 
 MAX_RESULT_BYTES = 64 * 2**20
 PAGE = os.sysconf("SC_PAGE_SIZE")

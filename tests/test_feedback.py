@@ -9,8 +9,6 @@ and each is checked for its score and the message the student reads.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -22,7 +22,8 @@ from grader import EXERCISES
 from grader.cli import main as cli_main
 from grader.checks import check_definitions
 from grader.make_notebook import SETUP_NAMES, build_notebook, exercise_code
-from grader.notebook import DEFAULT_NAME, GRADE_TAG, NESTED_ENV, grade_in_notebook, python_source
+from grader.cell_source import GRADE_TAG, NESTED_ENV, python_source
+from grader.notebook import DEFAULT_NAME, grade_in_notebook
 from grader.runner import grade
 from grader.sources import open_submission
 from notebook_helpers import code_cell_number, exercise_of, filled_notebook, index_of, max_points, save
