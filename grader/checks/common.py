@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import operator
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -59,6 +60,88 @@ def verdict_loaders(ctx, context_length, batch_size=2, chars=None):
     text = ctx.verdict_text if chars is None else ctx.verdict_text[:chars]
     torch.manual_seed(123)
     return make_loaders(text, context_length, batch_size)
+
+
+# --------------------------------------------------------------------------- a compact vocabulary
+# A model over GPT-2's 50,257 tokens spends nearly all of a small training run in its output
+# head, the embedding's gradient and AdamW's update of both. A scenario that trains on a short
+# text needs only the tokens that occur in it: CompactTokenizer is GPT-2's tokenizer restricted
+# to them, renumbered 0..n-1 in GPT-2's order, and ``renumbered`` maps a loader's batches to it.
+
+class TokenOutsideVocabulary(ValueError):
+    """Student code encoded or decoded a token the compact vocabulary lacks; the message is one line."""
+
+
+class AttributeOfCompactTokenizer(AttributeError):
+    """Student code asked the compact tokenizer for an attribute it does not have."""
+
+
+class CompactTokenizer:
+    """GPT-2's tokenizer restricted to the tokens of ``texts`` (and ``<|endoftext|>``, the last id,
+    as in GPT-2), renumbered ``0..n_vocab-1``. ``encode`` and ``decode`` take and give what the
+    tiktoken Encoding's do, in the compact ids; a token outside the vocabulary raises
+    TokenOutsideVocabulary, any other attribute AttributeOfCompactTokenizer (one line each)."""
+
+    def __init__(self, tokenizer, texts):
+        from reference.data import ENDOFTEXT
+
+        self._tokenizer = tokenizer
+        found = {i for text in texts for i in tokenizer.encode(text, allowed_special={ENDOFTEXT})}
+        self._gpt2_ids = sorted(found | {tokenizer.eot_token})  # compact id -> GPT-2 id
+        self._compact_ids = {gpt2: i for i, gpt2 in enumerate(self._gpt2_ids)}
+        self._to_compact = torch.full((tokenizer.n_vocab,), -1, dtype=torch.int64)
+        self._to_compact[self._gpt2_ids] = torch.arange(len(self._gpt2_ids))
+
+    @property
+    def n_vocab(self) -> int:
+        return len(self._gpt2_ids)
+
+    def _outside(self, what: str) -> TokenOutsideVocabulary:
+        return TokenOutsideVocabulary(
+            f"{what}: the grader trains on a compact vocabulary here (GPT-2's {self.n_vocab} tokens of its "
+            f"text and start context, ids 0..{self.n_vocab - 1}): encode start_context with the tokenizer "
+            "argument, decode the model's ids")
+
+    def encode(self, text, **kwargs) -> list[int]:
+        """tiktoken's ``encode(text, allowed_special=..., disallowed_special=...)``, in compact ids."""
+        gpt2_ids = self._tokenizer.encode(text, **kwargs)
+        try:
+            return [self._compact_ids[i] for i in gpt2_ids]
+        except KeyError:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise self._outside(f"tokenizer.encode({shown!r}) has tokens outside the vocabulary") from None
+
+    def decode(self, tokens, **kwargs) -> str:
+        """tiktoken's ``decode(tokens, errors=...)`` of a sequence of compact ids."""
+        if isinstance(tokens, torch.Tensor):
+            return self._tokenizer.decode(tokens, **kwargs)  # refused as tiktoken refuses it
+        gpt2_ids = []
+        for token in tokens:
+            index = operator.index(token)
+            if not 0 <= index < self.n_vocab:
+                raise self._outside(f"tokenizer.decode got id {index}")
+            gpt2_ids.append(self._gpt2_ids[index])
+        return self._tokenizer.decode(gpt2_ids, **kwargs)
+
+    def __getattr__(self, name):  # only for what the instance lacks
+        if name.startswith("__"):  # copy, pickle and the like look for optional protocols
+            raise AttributeError(name)
+        raise AttributeOfCompactTokenizer(
+            "the grader trains on a compact vocabulary here: its tokenizer (GPT-2's, restricted to the "
+            f"tokens of its text) has encode, decode and n_vocab, no attribute {name!r}")
+
+
+def renumbered(loader: DataLoader, tokenizer: CompactTokenizer) -> DataLoader:
+    """``loader``'s batches in ``tokenizer``'s compact ids: its dataset's (input, target) pairs
+    renumbered, the same batch size, shuffle (it draws from torch's global generator as the
+    original does) and drop_last."""
+    pairs = [loader.dataset[i] for i in range(len(loader.dataset))]
+    inputs, targets = (tokenizer._to_compact[torch.stack(column)] for column in zip(*pairs))
+    if (inputs < 0).any() or (targets < 0).any():
+        raise ValueError("renumbered: the loader holds tokens outside the compact vocabulary")
+    shuffle = isinstance(loader.sampler, torch.utils.data.RandomSampler)
+    return DataLoader(TensorDataset(inputs, targets), batch_size=loader.batch_size, shuffle=shuffle,
+                      drop_last=loader.drop_last)
 
 
 def batch_key(input_batch, target_batch) -> str:

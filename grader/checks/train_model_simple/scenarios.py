@@ -9,7 +9,8 @@ import re
 
 import torch
 
-from ..common import START_CONTEXT, MoveRecorder, capture_stdout, random_loader, tiny_model, verdict_loaders
+from ..common import (START_CONTEXT, CompactTokenizer, MoveRecorder, TokenOutsideVocabulary, capture_stdout,
+                      random_loader, renumbered, tiny_model, verdict_loaders)
 
 # What the printed lines are, by what they look like: the log line of each evaluation starts
 # "Ep 1 (Step 000000): " (the log check compares the rest), the sample after each epoch starts
@@ -27,17 +28,45 @@ def read_printed(printed, start_context=START_CONTEXT) -> dict:
     return {"log": {"lines": lines, "ignored": ignored[:IGNORED_KEPT]}, "num_samples": len(samples)}
 
 
+TEXT_CHARS = 2400  # the first characters of The Verdict: 598 tokens, 305 distinct (306 with <|endoftext|>)
+
+
+def training_tokenizer(ctx) -> CompactTokenizer:
+    """GPT-2's tokenizer restricted to the tokens of the training text and the start context:
+    the model's vocabulary is those 306 tokens, not 50,257 (whose output head, embedding gradient
+    and AdamW update were most of the run; the loop under test is the same)."""
+    return CompactTokenizer(ctx.tokenizer, [ctx.verdict_text[:TEXT_CHARS], START_CONTEXT])
+
+
+def _run(fn, model, train_loader, val_loader, optimizer, ctx, num_epochs, eval_freq, eval_iter, tokenizer):
+    """The student's loop, its prints captured; a token id beyond the compact vocabulary (text
+    encoded with another tokenizer than the argument) is said as such, at the student's line."""
+    try:
+        return capture_stdout(lambda: fn(model, train_loader, val_loader, optimizer, ctx.device, num_epochs,
+                                         eval_freq, eval_iter, START_CONTEXT, tokenizer))
+    except IndexError as exc:
+        if "index out of range in self" not in str(exc):  # the embedding's message
+            raise
+        raise TokenOutsideVocabulary(
+            f"the model got a token id beyond its vocabulary ({exc}): the grader trains on a compact vocabulary "
+            f"here, the {tokenizer.n_vocab} tokens of the tokenizer argument: encode with it, not another tokenizer"
+        ).with_traceback(exc.__traceback__) from None  # the student's frames, for the line it names
+
+
 def _train(fn, ctx, seed, num_epochs, eval_freq, eval_iter, start_in_eval_mode=False):
-    model = tiny_model(ctx, seed=seed, vocab_size=50257, context_length=32, drop_rate=0.1)
-    train_loader, val_loader = verdict_loaders(ctx, context_length=32, chars=2400)
+    tokenizer = training_tokenizer(ctx)
+    # one layer: the 50-token sample after each epoch is most of the forward passes, each one
+    # Python's overhead per module; a second layer doubled it and tests nothing of the loop
+    model = tiny_model(ctx, seed=seed, vocab_size=tokenizer.n_vocab, context_length=32, n_layers=1,
+                       drop_rate=0.1)
+    loaders = verdict_loaders(ctx, context_length=32, chars=TEXT_CHARS)
+    train_loader, val_loader = (renumbered(loader, tokenizer) for loader in loaders)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.004, weight_decay=0.1)
     if start_in_eval_mode:
         model.eval()  # as after an evaluation: training must switch dropout back on
     torch.manual_seed(seed)
-    result, printed = capture_stdout(
-        lambda: fn(model, train_loader, val_loader, optimizer, ctx.device, num_epochs,
-                   eval_freq, eval_iter, START_CONTEXT, ctx.tokenizer)
-    )
+    result, printed = _run(fn, model, train_loader, val_loader, optimizer, ctx, num_epochs, eval_freq, eval_iter,
+                           tokenizer)
     return {"result": result, **read_printed(printed)}
 
 
@@ -51,12 +80,12 @@ def scenario_tiny_from_eval_mode(fn, ctx):
 
 def scenario_device(fn, ctx):
     """The batches of both loaders are moved to the device before they are used (one short epoch)."""
-    vocab_size = 6200  # enough for the start context's ids (6109 the largest), 8x cheaper than GPT-2's
-    model = tiny_model(ctx, seed=ctx.seed(53), vocab_size=vocab_size)
+    tokenizer = training_tokenizer(ctx)  # the sample after the epoch decodes any id of the model's
+    vocab_size = tokenizer.n_vocab
+    model = tiny_model(ctx, seed=ctx.seed(53), vocab_size=vocab_size, n_layers=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.004, weight_decay=0.1)
     recorder = MoveRecorder(ctx.device)
     train_loader = recorder.loader("train_loader", random_loader(ctx.seed(54), 2, vocab_size=vocab_size))
     val_loader = recorder.loader("val_loader", random_loader(ctx.seed(55), 1, vocab_size=vocab_size))
-    capture_stdout(lambda: fn(model, train_loader, val_loader, optimizer, ctx.device, 1, 1, 1,
-                              START_CONTEXT, ctx.tokenizer))
+    _run(fn, model, train_loader, val_loader, optimizer, ctx, 1, 1, 1, tokenizer)
     return {"not_moved": recorder.not_moved()}
