@@ -55,8 +55,8 @@ def _run(fn, model, train_loader, val_loader, optimizer, ctx, num_epochs, eval_f
 
 def _train(fn, ctx, seed, num_epochs, eval_freq, eval_iter, start_in_eval_mode=False):
     tokenizer = training_tokenizer(ctx)
-    # one layer: the 50-token sample after each epoch is most of the forward passes, each one
-    # Python's overhead per module; a second layer doubled it and tests nothing of the loop
+    # one layer: the 50-token sample after each epoch is most of the forward passes, each mostly
+    # Python's overhead per module; a second layer took ~1.7x the time and tests nothing of the loop
     model = tiny_model(ctx, seed=seed, vocab_size=tokenizer.n_vocab, context_length=32, n_layers=1,
                        drop_rate=0.1)
     loaders = verdict_loaders(ctx, context_length=32, chars=TEXT_CHARS)
