@@ -229,7 +229,10 @@ def prepare_source(source, limits: Limits, device: str, lockdown=None, forget_in
     """What a source needs before its exercises are graded: a notebook runs its cells once in a
     probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
     probing child runs as the grading children do (run_isolated, with the same arguments and,
-    under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops)."""
+    under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops).
+    A source whose every child imports pyplot (one file, a notebook) has it imported here, once."""
+    if getattr(source, "shares_pyplot", False):
+        import_pyplot()
     probe = getattr(source, "probe", None)
     if probe is not None:
         probe(limits, lambda tasks, child_limits: run_isolated(
