@@ -10,7 +10,6 @@ from pathlib import Path
 from . import EXERCISES
 from .checks import check_definitions
 from .grading import CheckResult, Report, exercise_result
-from .pytest_plugin import run_checks
 from .sandbox import ABNORMAL, ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
@@ -150,7 +149,8 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
                                  limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
                                  before_fork=shared_before_fork(ctx), forget_in_child=forget_expected,
                                  groups={e: import_key(source, e) for e in tasks},
-                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None),
+                                 while_waiting=import_scoring))
     if expected is not None:  # fresh seeds: the known mistakes' outputs, where a check failed
         wrong = failed_exercises(source.label, children, device, expected, scored)
         add_mistakes(expected, wrong, ctx, limits, parallel, device)
@@ -278,12 +278,18 @@ def explain_import_failures(source, children: dict) -> None:
             child.message = f"{what}: {child.message}"
 
 
+def import_scoring() -> None:
+    """Import pytest and the checks' plugin (~0.3 s), while the last children run."""
+    from . import pytest_plugin  # noqa: F401
+
+
 def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=(),
           expected: dict | None = None) -> Report:
     """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
     ``notes``: what the report says once about the source (source_notes). ``expected``: exercise ->
     its expected values (fresh seeds, fresh.py); None: the frozen ones."""
     from .context import load_expected
+    from .pytest_plugin import run_checks
 
     children = {e: children[e] for e in exercises}
     expected = {e: load_expected(e) for e in exercises} if expected is None else {e: expected[e] for e in exercises}
