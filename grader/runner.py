@@ -49,7 +49,7 @@ def prepare_parent(exercises, device: str, eager: bool = True, instructor: bool 
     run, and pyplot to plot_losses' child; ``eager=True`` (many sources) pays them once here.
     ``instructor``: instructor grading: fresh seeds (a salt drawn here, fresh.py) and the 124M
     model replayed from its recorded outputs (replay.py), except in the student release, which
-    has no reference to compute expected values with (frozen seeds, the real model).
+    has no reference to compute expected values with (frozen seeds; practice's replay).
     """
     os.environ["MPLBACKEND"] = "Agg"  # children never open a window, plt.show() never blocks
     import torch
@@ -76,8 +76,8 @@ def prepare_parent(exercises, device: str, eager: bool = True, instructor: bool 
 
 def use_practice_replay(ctx, expected_dir) -> None:
     """The 124M model replayed where regen recorded the input, the real one built in the child for
-    anything else (replay.PracticeReplay124M): no 650 MB model to build for the book's code. The
-    student release ships no recordings: it keeps the real model."""
+    anything else (replay.PracticeReplay124M): no 650 MB model to build for the book's code. Without
+    the recordings (a kit whose regen has not run) the real model is built as before."""
     from .context import REPLAY_FILE
     from .replay import load_replay
 
@@ -180,8 +180,8 @@ STARTS_FIRST = ("plot_losses", "load_weights_into_gpt")
 
 def start_rank(exercise: str, ctx) -> tuple:
     """Sort key of the children of one grade: STARTS_FIRST, then those that step an optimizer
-    (train_model_simple, the longest, first), then the rest; where the 124M model is real (the
-    student release) the children sharing it last, so that the parent builds it while others run."""
+    (train_model_simple, the longest, first), then the rest; where the 124M model is real (no
+    recordings) the children sharing it last, so that the parent builds it while others run."""
     builds_124m = exercise in NEEDS_124M and not ctx.replays_124m
     first = STARTS_FIRST.index(exercise) if exercise in STARTS_FIRST else len(STARTS_FIRST)
     return (builds_124m, first, exercise not in USES_OPTIMIZER, exercise != "train_model_simple")
