@@ -92,12 +92,11 @@ class Context:
         return self._model_device
 
 
-def missing_expected_files(expected_dir: Path = EXPECTED_DIR, replay: bool = True) -> list[str]:
-    """The frozen files `python -m grader regen` writes that are not in ``expected_dir``
-    (``replay=False``: but the 124M replay, which the student release does not ship)."""
+def missing_expected_files(expected_dir: Path = EXPECTED_DIR) -> list[str]:
+    """The frozen files `python -m grader regen` writes that are not in ``expected_dir``."""
     from . import EXERCISES
 
-    names = [FIXTURES_FILE] + [f"{e}.pt" for e in EXERCISES] + ([REPLAY_FILE] if replay else [])
+    names = [FIXTURES_FILE] + [f"{e}.pt" for e in EXERCISES] + [REPLAY_FILE]
     return [name for name in names if not (expected_dir / name).is_file()]
 
 

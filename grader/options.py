@@ -22,10 +22,9 @@ def check_exercise_name(name: str) -> str:
 def verify_kit_data() -> None:
     """The shipped data files and the frozen expected values are all there (else UsageError)."""
     from .context import EXPECTED_DIR, missing_expected_files
-    from .release_mode import is_release
 
     verify_data_files()
-    if missing_expected_files(replay=not is_release()):  # the release has no replay of the 124M model
+    if missing_expected_files():
         raise UsageError(f"expected values missing in {EXPECTED_DIR}: run `python -m grader regen`")
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from . import EXERCISES
 from .errors import UsageError
-from .context import REPLAY_FILE, missing_expected_files
+from .context import missing_expected_files
 from .generate import REGION, GenerateError, stub_source
 from .release_given import (GIVEN_FUNCTIONS, REFERENCE_SHIPPED, _reference_module_names, given_function, given_module,
                             import_lines, reference_given)
@@ -232,12 +232,10 @@ def write_release(dest: Path, log=print) -> None:
             skipped |= GRADER_EXCLUDED & set(names)
         elif Path(folder).resolve().parent == GRADER_DIR / "checks":
             skipped |= CHECKS_EXCLUDED & set(names)
-        elif Path(folder).resolve() == GRADER_DIR / "expected":
-            skipped |= {REPLAY_FILE} & set(names)  # instructor grading's; a release grades with the real model
         return skipped
 
     shutil.copytree(GRADER_DIR, dest / "grader", ignore=grader_ignore)
-    for name in set(os.listdir(GRADER_DIR / "expected")) - {REPLAY_FILE}:  # byte for byte, as regen wrote them
+    for name in os.listdir(GRADER_DIR / "expected"):  # byte for byte, as regen wrote them
         if not filecmp.cmp(GRADER_DIR / "expected" / name, dest / "grader" / "expected" / name, shallow=False):
             raise GenerateError(f"grader/expected/{name} changed while it was copied")
     (dest / "grader" / "given.py").write_text(given_module(), encoding="utf-8")

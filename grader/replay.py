@@ -14,8 +14,13 @@ its prefixes whose logits ``regen`` found bit for bit equal to the longer input'
 model's: ``generate`` feeds each step's sequence, one token longer than the last). Rows
 computed in another batch differ from the model's own by ~1e-6, far within the checks'
 tolerance of these scenarios (1e-4). Any other input raises ``UnrecordedInput``: the check
-that fed it fails with that message. Local practice keeps the real model (its feedback holds
-for any input).
+that fed it fails with that message.
+
+Local practice replays too, with the real model behind the recordings (``PracticeReplay124M``):
+an input regen recorded gets its logits at once, anything else (another input, train mode, an
+attribute such as ``model.pos_emb``) builds the real model in the grading child on first need
+and uses it, so the feedback holds for any input, as the real model's. The book's code feeds
+recorded inputs only, so a grade builds no 650 MB model (~2.5 s) unless the code differs.
 """
 
 from __future__ import annotations
@@ -121,7 +126,44 @@ class Replay124M(torch.nn.Module):
                                     "function's arguments (context_size, device)") from None
 
 
-def load_replay(expected_dir: Path) -> Replay124M:
+class PracticeReplay124M(Replay124M):
+    """Local practice's 124M model: the recorded logits where ``idx`` was recorded and the model is in
+    eval mode, else the real model's (built by ``build()`` on first need, in this process, without
+    moving torch's CPU random state). Attributes the replay lacks are the real model's."""
+
+    def __init__(self, recordings: dict, build):
+        super().__init__(recordings)
+        self.__dict__["_build"] = build  # () -> the real untrained 124M model on the grading device
+        self.__dict__["_real"] = None  # not a submodule: .to() and parameters() are the replay's
+
+    def real_model(self):
+        """The real untrained 124M model, built once, in the replay's train/eval mode."""
+        if self._real is None:
+            with torch.random.fork_rng(devices=[]):  # the scenario's own random draws stay the same
+                self.__dict__["_real"] = self._build()
+        return self._real.train(self.training)
+
+    def forward(self, idx):
+        if not self.training:
+            try:
+                return super().forward(idx)
+            except UnrecordedInput:
+                pass
+        return self.real_model()(idx)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeOfReplay:
+            if name.startswith("_"):  # torch's internals, or this class's own before __init__ set them
+                raise
+            return getattr(self.real_model(), name)
+
+
+def load_replay(expected_dir: Path, build=None) -> Replay124M:
+    """The replayed 124M model from ``expected_dir``; with ``build`` (() -> the real model), the
+    practice replay that falls back to it (PracticeReplay124M)."""
     from .context import REPLAY_FILE
 
-    return Replay124M(torch.load(expected_dir / REPLAY_FILE, weights_only=True)).eval()
+    recordings = torch.load(expected_dir / REPLAY_FILE, weights_only=True)
+    return (Replay124M(recordings) if build is None else PracticeReplay124M(recordings, build)).eval()

@@ -10,7 +10,6 @@ from pathlib import Path
 from . import EXERCISES
 from .checks import check_definitions
 from .grading import CheckResult, Report, exercise_result
-from .pytest_plugin import run_checks
 from .sandbox import ABNORMAL, ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
@@ -45,12 +44,12 @@ def resolve_device(name: str) -> str:
 def prepare_parent(exercises, device: str, eager: bool = True, instructor: bool = False):
     """Everything the children share, made once: threads, plotting backend, inputs, the 124M model.
 
-    ``eager=False`` (one grading run) leaves the 124M model to be built just before the
-    first child that needs it, while other children run, and leaves torch's optimizer
-    imports to the training child; ``eager=True`` (many sources) pays both once here.
+    ``eager=False`` (one grading run) leaves the 124M model (where it is real) and torch's
+    optimizer imports to just before the first child that needs them, while other children
+    run, and pyplot to plot_losses' child; ``eager=True`` (many sources) pays them once here.
     ``instructor``: instructor grading: fresh seeds (a salt drawn here, fresh.py) and the 124M
     model replayed from its recorded outputs (replay.py), except in the student release, which
-    has no reference to compute expected values with (frozen seeds, the real model).
+    has no reference to compute expected values with (frozen seeds; practice's replay).
     """
     os.environ["MPLBACKEND"] = "Agg"  # children never open a window, plt.show() never blocks
     import torch
@@ -69,9 +68,21 @@ def prepare_parent(exercises, device: str, eager: bool = True, instructor: bool 
         ctx = Context(device, salt=draw_salt(), model_124m=load_replay(EXPECTED_DIR))
     else:
         ctx = Context(device)
+        use_practice_replay(ctx, EXPECTED_DIR)
     if eager and NEEDS_124M & set(exercises):
         ctx.prepare_model_124m()  # the real one: ~2.5 s once, shared copy-on-write by the children
     return ctx
+
+
+def use_practice_replay(ctx, expected_dir) -> None:
+    """The 124M model replayed where regen recorded the input, the real one built in the child for
+    anything else (replay.PracticeReplay124M): no 650 MB model to build for the book's code. Without
+    the recordings (a kit whose regen has not run) the real model is built as before."""
+    from .context import REPLAY_FILE
+    from .replay import load_replay
+
+    if (expected_dir / REPLAY_FILE).is_file():
+        ctx.replace_model_124m(load_replay(expected_dir, build=lambda: ctx.build_model_124m().to(ctx.device)))
 
 
 def fresh_seeds_possible() -> bool:
@@ -133,14 +144,13 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
 
     for exercise, child in children.items():  # known without running: reported at once
         done(exercise, child)
-    # the longest child first; the ones sharing the 124M model last, so that the parent
-    # builds it while the others run
-    order = sorted(tasks, key=lambda e: (e != "train_model_simple", e in NEEDS_124M))
+    order = sorted(tasks, key=lambda e: start_rank(e, ctx))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
                                  limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
                                  before_fork=shared_before_fork(ctx), forget_in_child=forget_expected,
                                  groups={e: import_key(source, e) for e in tasks},
-                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None)))
+                                 on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None),
+                                 while_waiting=import_scoring))
     if expected is not None:  # fresh seeds: the known mistakes' outputs, where a check failed
         wrong = failed_exercises(source.label, children, device, expected, scored)
         add_mistakes(expected, wrong, ctx, limits, parallel, device)
@@ -162,10 +172,25 @@ def failed_exercises(label: str, children: dict, device: str, expected: dict, sc
     return [e for e in ran if any(not c.passed for c in results[e].checks)]
 
 
+# The children that start first, while the parent imports the optimizer's support for the next
+# ones (~2.5 s, when it can start no child): the longest children that need neither. plot_losses
+# imports pyplot itself (~0.8 s), in parallel: no other child of a grade uses it.
+STARTS_FIRST = ("plot_losses", "load_weights_into_gpt")
+
+
+def start_rank(exercise: str, ctx) -> tuple:
+    """Sort key of the children of one grade: STARTS_FIRST, then those that step an optimizer
+    (train_model_simple, the longest, first), then the rest; where the 124M model is real (no
+    recordings) the children sharing it last, so that the parent builds it while others run."""
+    builds_124m = exercise in NEEDS_124M and not ctx.replays_124m
+    first = STARTS_FIRST.index(exercise) if exercise in STARTS_FIRST else len(STARTS_FIRST)
+    return (builds_124m, first, exercise not in USES_OPTIMIZER, exercise != "train_model_simple")
+
+
 def shared_before_fork(ctx) -> dict:
-    """Exercise -> what the parent prepares, before forking its first child, for it to share."""
-    return {"plot_losses": import_pyplot, "save_checkpoint": import_optimizer_support,
-            "load_checkpoint": import_optimizer_support, **{e: ctx.prepare_model_124m for e in NEEDS_124M}}
+    """Exercise -> what the parent prepares, before forking its first child, for it and the later ones
+    to share: torch.optim's imports for the optimizer's users, the 124M model where it is real."""
+    return {**{e: import_optimizer_support for e in USES_OPTIMIZER}, **{e: ctx.prepare_model_124m for e in NEEDS_124M}}
 
 
 def expected_values(exercises, ctx, limits: Limits, parallel: int, device: str, mistakes: bool = True) -> dict | None:
@@ -192,8 +217,8 @@ def add_mistakes(expected: dict, exercises, ctx, limits: Limits, parallel: int, 
 
 
 def _trusted_before_fork(ctx) -> dict:
-    # the trusted processes of train_model_simple come first: the optimizer's imports once, here
-    return {**shared_before_fork(ctx), "train_model_simple": import_optimizer_support}
+    # the trusted processes run the reference and the known mistakes: plot_losses several times
+    return {**shared_before_fork(ctx), "plot_losses": import_pyplot}
 
 
 def limit_address_space(device: str) -> bool:
@@ -204,7 +229,10 @@ def prepare_source(source, limits: Limits, device: str, lockdown=None, forget_in
     """What a source needs before its exercises are graded: a notebook runs its cells once in a
     probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
     probing child runs as the grading children do (run_isolated, with the same arguments and,
-    under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops)."""
+    under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops).
+    A source whose every child imports pyplot (one file, a notebook) has it imported here, once."""
+    if getattr(source, "shares_pyplot", False):
+        import_pyplot()
     probe = getattr(source, "probe", None)
     if probe is not None:
         probe(limits, lambda tasks, child_limits: run_isolated(
@@ -250,12 +278,18 @@ def explain_import_failures(source, children: dict) -> None:
             child.message = f"{what}: {child.message}"
 
 
+def import_scoring() -> None:
+    """Import pytest and the checks' plugin (~0.3 s), while the last children run."""
+    from . import pytest_plugin  # noqa: F401
+
+
 def score(label: str, exercises, children: dict, device: str, seconds: float, junitxml=None, notes=(),
           expected: dict | None = None) -> Report:
     """The Report of one source from its exercises' ChildResults (the checks run here, in the parent).
     ``notes``: what the report says once about the source (source_notes). ``expected``: exercise ->
     its expected values (fresh seeds, fresh.py); None: the frozen ones."""
     from .context import load_expected
+    from .pytest_plugin import run_checks
 
     children = {e: children[e] for e in exercises}
     expected = {e: load_expected(e) for e in exercises} if expected is None else {e: expected[e] for e in exercises}

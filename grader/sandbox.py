@@ -210,7 +210,7 @@ def _outcome(job: _Job, limits: Limits) -> ChildResult:
 
 def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_space: bool = True,
                  on_done=None, before_fork=None, lockdown=None, forget_in_child=None, groups=None,
-                 on_start=None, on_tick=None) -> dict:
+                 on_start=None, on_tick=None, while_waiting=None) -> dict:
     """Run ``tasks`` (key -> zero-argument function returning a dict) each in a forked child.
 
     At most ``parallel`` children run at once, started in the order of ``tasks``.
@@ -218,6 +218,8 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
     earlier children run. ``on_start(key)`` is called as each child starts,
     ``on_done(key, ChildResult)`` as each ends, and ``on_tick()`` every 50 ms or so while
     any runs (progress displays; never from a thread, since this process forks).
+    ``while_waiting()`` is called once, when every child has started and some still run: work
+    of the parent's that the last children's run then hides (importing what scoring needs).
     ``lockdown`` (lockdown.prepare): instructor grading; each child then calls its task's
     ``before_lockdown()`` (if it has one) and enters the sandbox before the task runs, and
     ``forget_in_child(key)`` (if given) drops there what it must not see of the others.
@@ -287,6 +289,9 @@ def run_isolated(tasks: dict, limits: Limits, parallel: int = 1, limit_address_s
                 running[job.fd] = job
                 if on_start:
                     on_start(key)
+            if while_waiting is not None and not pending and running:
+                while_waiting()
+                while_waiting = None
             ready, _, _ = select.select(list(running), [], [], 0.05)
             if on_tick:
                 on_tick()

@@ -90,7 +90,9 @@ def test_practice_draws_the_frozen_seeds_and_instructor_grading_fresh_ones(gradi
     ctx, _ = fresh
     assert grading_ctx.salt is None and grading_ctx.seed(21) == 21
     assert len(ctx.salt) == 32 and ctx.seed(21) == derived_seed(ctx.salt, 21)
-    assert not grading_ctx.replays_124m and ctx.replays_124m
+    # both replay the 124M model: practice with the real model behind the recordings (test_practice_replay.py)
+    assert type(grading_ctx.model_124m()).__name__ == "PracticeReplay124M"
+    assert type(ctx.model_124m()).__name__ == "Replay124M"
 
 
 def seeds_set_by_scenarios(ctx) -> dict:
