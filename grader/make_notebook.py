@@ -154,14 +154,18 @@ From a terminal in the kit's folder: `python -m grader --submission chapter5.ipy
 """
 
 # After plot_losses: the loss plot, drawn in the notebook (runs with the stub too).
+# Guarded by `__name__ == "__main__"` (true in Jupyter, not in the module the grader runs the cells
+# in): every exercise's grading process runs all the cells, and drawing costs ~0.2 s in each.
 PLOT_CELL = """%matplotlib inline
 # Try your plot_losses on made-up losses: two epochs, five evaluations.
-epochs_seen = torch.linspace(0, 2, 5)
-tokens_seen = [0, 2560, 5120, 7680, 10240]
-try:
-    plot_losses(epochs_seen, tokens_seen, [9.8, 7.5, 6.3, 5.6, 5.0], [9.9, 7.9, 7.0, 6.6, 6.5])
-except NotImplementedError as exc:
-    print(f"{exc}: fill in the plot_losses cell above first")
+# (Only in Jupyter: the grader, which runs every cell once per exercise, skips what this `if` holds.)
+if __name__ == "__main__":
+    epochs_seen = torch.linspace(0, 2, 5)
+    tokens_seen = [0, 2560, 5120, 7680, 10240]
+    try:
+        plot_losses(epochs_seen, tokens_seen, [9.8, 7.5, 6.3, 5.6, 5.0], [9.9, 7.9, 7.0, 6.6, 6.5])
+    except NotImplementedError as exc:
+        print(f"{exc}: fill in the plot_losses cell above first")
 """
 
 SETUP = """# Setup: the pieces from earlier chapters, from the kit's reference implementation.

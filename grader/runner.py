@@ -129,7 +129,8 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     ctx = ctx or prepare_parent(exercises, device, eager=False, instructor=lockdown is not None)
     expected = expected_values(exercises, ctx, limits, parallel, device, mistakes=False)  # see add_mistakes below
     forget_expected = forget(expected)
-    prepare_source(source, limits, device, lockdown, forget_in_child=forget_expected)
+    prepare_source(source, limits, device, lockdown, forget_in_child=forget_expected,
+                   while_waiting=lambda: prepare_shared(shared_before_fork(ctx), exercises))
     children, tasks = plan(source, exercises, ctx)
     scored = {}
 
@@ -225,19 +226,27 @@ def limit_address_space(device: str) -> bool:
     return device == "cpu" and sys.platform.startswith("linux")
 
 
-def prepare_source(source, limits: Limits, device: str, lockdown=None, forget_in_child=None) -> None:
+def prepare_shared(before_fork: dict, exercises) -> None:
+    """Everything ``before_fork`` prepares for ``exercises``, each once (the preparations are idempotent)."""
+    for prepare in dict.fromkeys(before_fork[e] for e in exercises if e in before_fork):
+        prepare()
+
+
+def prepare_source(source, limits: Limits, device: str, lockdown=None, forget_in_child=None,
+                   while_waiting=None) -> None:
     """What a source needs before its exercises are graded: a notebook runs its cells once in a
     probing child, which finds the cells to skip (sources.NotebookFile.probe, probe.py). The
     probing child runs as the grading children do (run_isolated, with the same arguments and,
     under instructor grading, the same sandbox, forgetting what ``forget_in_child`` drops).
-    A source whose every child imports pyplot (one file, a notebook) has it imported here, once."""
+    A source whose every child imports pyplot (one file, a notebook) has it imported here, once.
+    ``while_waiting()``: the parent's own work (prepare_shared), done while the probing child runs."""
     if getattr(source, "shares_pyplot", False):
         import_pyplot()
     probe = getattr(source, "probe", None)
     if probe is not None:
         probe(limits, lambda tasks, child_limits: run_isolated(
             tasks, child_limits, limit_address_space=limit_address_space(device), lockdown=lockdown,
-            forget_in_child=forget_in_child))
+            forget_in_child=forget_in_child, while_waiting=while_waiting))
 
 
 def source_notes(source) -> list[str]:

@@ -192,6 +192,19 @@ def test_grade_cells_are_skipped_and_the_grader_does_not_nest(tmp_path, grading_
     assert ex.status == "graded" and ex.score == ex.max_score, ex.message
 
 
+def test_a_cell_guarded_by_name_main_runs_in_jupyter_only_and_the_plot_cell_is(tmp_path, grading_ctx):
+    """The module the cells run in when graded is not __main__: a try-out cell under
+    `if __name__ == "__main__":` costs the grading processes nothing (the notebook's plot cell)."""
+    nb = filled_notebook()
+    plot_cell = next(c for c in nb.cells if c.metadata.get("grader", {}).get("role") == "plot")
+    assert '\nif __name__ == "__main__":\n    ' in plot_cell.source
+    nb.cells.insert(index_of(nb, "text_to_token_ids"), v4.new_code_cell(
+        'if __name__ == "__main__":\n    raise RuntimeError("a guarded cell ran")\n'))
+    report = grade(open_submission(save(nb, tmp_path / "work.ipynb")), ["text_to_token_ids"], ctx=grading_ctx)
+    (ex,) = report.exercises
+    assert ex.score == ex.max_score and report.notes == [], (ex.message, report.notes)
+
+
 def test_grade_in_notebook_can_still_grade_a_saved_file(tmp_path, monkeypatch, capsys):
     """``grade_in_notebook(..., notebook=FILE)``: the saved file, through the real CLI."""
     nb = filled_notebook()
