@@ -164,16 +164,42 @@ def solutions_notebook(folder: Path) -> Path:
     return folder / "chapter5-solutions.ipynb"
 
 
+def measure_batch_vs_single(timeout: int = 10) -> dict:
+    """``grader batch --jobs 2`` of tests/test_batch.py's class (``copies=2``: 20 and more
+    submissions, a hang and a crash among them) against grading each of its entries on its own
+    (``--submission``, practice), one after the other; every run with ``--timeout`` ``timeout``."""
+    sys.path[:0] = [str(KIT_ROOT), str(KIT_ROOT / "tests")]
+    from test_batch import build_class
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "class"
+        build_class(folder, copies=2)
+        entries = sorted(folder.iterdir())
+        batch = measure([sys.executable, "-m", "grader", "batch", str(folder), "--jobs", "2", "--timeout", str(timeout),
+                         "--output", str(Path(tmp) / "gradebook.csv")], 1)
+        singles = [measure([sys.executable, "-m", "grader", "--submission", str(entry), "--timeout", str(timeout)], 1)
+                   for entry in entries]
+    return {"entries": len(entries), "batch_s": batch["median_s"], "singles_s": sum(r["median_s"] for r in singles)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--exercises", nargs="*", default=["text_to_token_ids", "calc_loss_batch", "train_model_simple"])
     p.add_argument("--batch", action="store_true", help="also a batch of 23 submissions (~30-90 s a repeat)")
     p.add_argument("--replay", action="store_true", help="also the 124M forward passes the scenario replays")
+    p.add_argument("--batch-vs-single", action="store_true",
+                   help="only: a batch of the test class with --jobs 2 against its entries graded one by one (~5 min)")
     p.add_argument("--only", metavar="TEXT", help="only the cases whose name contains TEXT (and the floor)")
     args = p.parse_args(argv)
 
     print(f"machine: {machine()}; load average {load_average()} (1, 5, 15 min) at the start")
+    if args.batch_vs_single:
+        r = measure_batch_vs_single()
+        print(f"grader batch --jobs 2 of {r['entries']} entries: {r['batch_s']:.1f} s; each graded on its own, one "
+              f"after the other: {r['singles_s']:.1f} s in all, / 2 = {r['singles_s'] / 2:.1f} s; batch / (singles / 2) "
+              f"= {r['batch_s'] / (r['singles_s'] / 2):.2f} (goal <= 1); load average {load_average()} at the end")
+        return 0
     grader = [sys.executable, "-m", "grader", "--solutions"]
     cases = {"floor (import + 124M model + forward)": lambda: measure([sys.executable, "-c", FLOOR], args.repeats),
              "python -m grader --solutions": lambda: measure(grader, args.repeats)}
