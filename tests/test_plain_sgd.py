@@ -215,3 +215,13 @@ def test_a_loop_that_does_not_step_once_per_batch_with_the_given_optimizer_fails
     else:
         assert set(failed) == {"train_losses", "val_losses", "log", "train_mode"}
         assert min(failed.values()) >= MIN_GAP, failed
+
+
+def test_a_loop_that_asks_the_optimizer_for_more_fails_saying_so_at_its_line(grading_ctx):
+    asking = "            print(optimizer.state)"
+    asks = loop(STEP, STEP + asking + "\n")
+    line = LOOP.replace(STEP, STEP + asking + "\n").splitlines().index(asking) + 1
+    error = run_scenarios("train_model_simple", asks, grading_ctx, names=("tiny_from_eval_mode",))["tiny_from_eval_mode"]
+    assert error["__error__"] == "AttributeOfPlainSGD", error
+    assert "no attribute 'state'" in error["message"] and error["message"].endswith(f"(at line {line})")
+    assert "\n" not in error["message"]
