@@ -13,9 +13,10 @@ from .grading import CheckResult, Report, exercise_result
 from .sandbox import ABNORMAL, ChildResult, Limits, run_isolated
 
 NEEDS_124M = {"calc_loss_batch", "calc_loss_loader", "generate"}
-# Exercises whose scenarios step an optimizer: torch.optim imports torch._dynamo on first use
-# (~1-2 s of CPU), paid once in the parent rather than in each of these children.
-USES_OPTIMIZER = {"train_model_simple", "save_checkpoint", "load_checkpoint"}
+# Exercises whose scenarios step a torch.optim optimizer: it imports torch._dynamo on first use
+# (~2.5 s of CPU), paid once in the parent rather than in each of these children. train_model_simple's
+# loop gets common.PlainSGD, which imports nothing (tests/test_plain_sgd.py).
+USES_OPTIMIZER = {"save_checkpoint", "load_checkpoint"}
 
 
 def unrun_check(exercise: str, check: dict) -> CheckResult:
@@ -174,18 +175,18 @@ def failed_exercises(label: str, children: dict, device: str, expected: dict, sc
 
 
 # The children that start first, while the parent imports the optimizer's support for the next
-# ones (~2.5 s, when it can start no child): the longest children that need neither. plot_losses
-# imports pyplot itself (~0.8 s), in parallel: no other child of a grade uses it.
-STARTS_FIRST = ("plot_losses", "load_weights_into_gpt")
+# ones (~2.5 s, when it can start no child): the longest children that need neither, longest first.
+# plot_losses imports pyplot itself (~0.8 s), in parallel: no other child of a grade uses it.
+STARTS_FIRST = ("plot_losses", "train_model_simple", "load_weights_into_gpt")
 
 
 def start_rank(exercise: str, ctx) -> tuple:
-    """Sort key of the children of one grade: STARTS_FIRST, then those that step an optimizer
-    (train_model_simple, the longest, first), then the rest; where the 124M model is real (no
-    recordings) the children sharing it last, so that the parent builds it while others run."""
+    """Sort key of the children of one grade: STARTS_FIRST, then those that step a torch.optim
+    optimizer (USES_OPTIMIZER), then the rest; where the 124M model is real (no recordings) the
+    children sharing it last, so that the parent builds it while others run."""
     builds_124m = exercise in NEEDS_124M and not ctx.replays_124m
     first = STARTS_FIRST.index(exercise) if exercise in STARTS_FIRST else len(STARTS_FIRST)
-    return (builds_124m, first, exercise not in USES_OPTIMIZER, exercise != "train_model_simple")
+    return (builds_124m, first, exercise not in USES_OPTIMIZER)
 
 
 def shared_before_fork(ctx) -> dict:

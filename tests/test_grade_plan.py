@@ -19,8 +19,15 @@ def test_the_optimizer_exercises_start_after_the_ones_that_run_while_the_parent_
     order = sorted(EXERCISES, key=lambda e: start_rank(e, Ctx(replays_124m=True)))
     assert order[:len(STARTS_FIRST)] == list(STARTS_FIRST)
     optimizer = [order.index(e) for e in USES_OPTIMIZER]
-    assert min(optimizer) == len(STARTS_FIRST) == order.index("train_model_simple")
+    assert min(optimizer) == len(STARTS_FIRST)
     assert max(optimizer) == len(STARTS_FIRST) + len(USES_OPTIMIZER) - 1
+
+
+def test_train_model_simple_needs_no_optimizer_import_and_starts_with_the_first():
+    """Its scenarios hand the loop common.PlainSGD (tests/test_plain_sgd.py): the longest child
+    that needs nothing of the parent's, it runs while the parent imports torch._dynamo."""
+    assert "train_model_simple" not in USES_OPTIMIZER and "train_model_simple" in STARTS_FIRST
+    assert {"save_checkpoint", "load_checkpoint"} <= USES_OPTIMIZER  # they save and load AdamW's state
 
 
 def test_where_the_124m_model_is_built_its_children_start_last():

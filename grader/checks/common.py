@@ -144,6 +144,68 @@ def renumbered(loader: DataLoader, tokenizer: CompactTokenizer) -> DataLoader:
                       drop_last=loader.drop_last)
 
 
+# --------------------------------------------------------------------------- a plain optimizer
+# Any torch.optim.Optimizer, a subclass too, imports torch._dynamo on first use: __init__'s
+# add_param_group, zero_grad, step and state_dict are wrapped in torch._disable_dynamo. That import
+# takes 2.5-2.7 s after `import torch` (measured), which grading train_model_simple alone paid before
+# its child could start, while the book's loop calls only zero_grad() and step(). PlainSGD is those
+# two (and param_groups), imports nothing, and costs less than AdamW's update.
+
+class AttributeOfPlainSGD(AttributeError):
+    """Student code asked the scenario's optimizer for an attribute it does not have."""
+
+
+class PlainSGD:
+    """Plain SGD, ``param -= lr * param.grad`` for each parameter with a gradient, written out: the
+    optimizer train_model_simple's scenarios hand the loop, since any torch.optim optimizer imports
+    torch._dynamo on first use (2.5-2.7 s, measured; see above).
+
+    What a training loop uses of a ``torch.optim.Optimizer``: ``zero_grad(set_to_none=True)``
+    (None or zeroed gradients), ``step(closure=None)`` (returns the closure's loss) and
+    ``param_groups`` (one group, ``{"params": [...], "lr": lr}``; ``step`` reads ``lr`` from it,
+    so code that reads or sets the learning rate works). It is not a torch.optim.Optimizer and
+    imports nothing; any other attribute raises AttributeOfPlainSGD (one line).
+    """
+
+    def __init__(self, params, lr: float):
+        self.param_groups = [{"params": list(params), "lr": lr}]
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for param in self._params():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:  # as torch.optim does: the gradient leaves any graph, then is zeroed in place
+                if param.grad.grad_fn is not None:
+                    param.grad.detach_()
+                else:
+                    param.grad.requires_grad_(False)
+                param.grad.zero_()
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for param in group["params"]:
+                    if param.grad is not None:
+                        param.sub_(param.grad, alpha=group["lr"])
+        return loss
+
+    def __getattr__(self, name):  # only for what the instance lacks
+        if name.startswith("__"):  # copy, pickle and the like look for optional protocols
+            raise AttributeError(name)
+        raise AttributeOfPlainSGD(
+            "the grader's optimizer here is a plain SGD with zero_grad() and step() (and param_groups), "
+            f"not a torch.optim optimizer: it has no attribute {name!r}")
+
+
 def batch_key(input_batch, target_batch) -> str:
     """A content hash of a batch, for replaying frozen per-batch losses."""
     digest = hashlib.sha256()
