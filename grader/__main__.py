@@ -1,3 +1,4 @@
+import gc
 import sys
 
 if not __package__:  # run as `python grader` or a path: the relative imports need -m
@@ -12,4 +13,10 @@ if missing(GRADING):  # before anything imports them: one line, not a traceback
 
 from .cli import main  # noqa: E402
 
-sys.exit(main())
+code = main()
+# The interpreter's teardown collects garbage over every object torch's modules hold, several times:
+# 1.3-1.5 s after the report, measured, a sixth of a full grade. What is garbage now is collected
+# (its finalizers run: files flushed), the rest is frozen out of those collections; atexit still runs.
+gc.collect()
+gc.freeze()
+sys.exit(code)

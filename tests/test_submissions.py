@@ -195,6 +195,21 @@ def make_zip(path: Path, members: dict) -> Path:
     return path
 
 
+def test_the_grader_removes_the_unpacked_zip_when_it_exits(tmp_path):
+    """The unpacked folder is removed at exit (atexit), also now that the grader's end freezes the
+    garbage collector (grader/__main__.py)."""
+    import os
+
+    path = make_zip(tmp_path / "work.zip", {"work/text_to_token_ids.py": solution("text_to_token_ids")})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-m", "grader", "--submission", str(path), "text_to_token_ids"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All checks passed" in done.stdout
+    assert not list(scratch.glob("grader-zip-*"))
+
+
 def test_a_zip_is_unpacked_and_graded(tmp_path, grading_ctx):
     path = make_zip(tmp_path / "work.zip", {"work/text_to_token_ids.py": solution("text_to_token_ids"),
                                             "__MACOSX/work/._text_to_token_ids.py": "\x00junk"})
