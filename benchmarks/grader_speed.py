@@ -2,7 +2,9 @@
 
     python benchmarks/grader_speed.py [--repeats 5] [--batch] [--replay]
 
-Every speed figure the README and docs/instructors.md quote comes from here. It prints the
+Every speed figure the README and docs/instructors.md quote comes from here. It runs the cases
+round after round (each once a round, so that the floor is measured in the same conditions as
+the rest) and prints the
 machine (CPU model and core count from /proc/cpuinfo, load average before and after) and,
 per case, the median wall time with the range over the repeats and the peak resident memory
 of the largest single process:
@@ -105,6 +107,18 @@ def summary(seconds: list[float], **extra) -> dict:
             "repeats": len(seconds), **extra}
 
 
+def merged(runs: list[dict]) -> dict:
+    """One summary of single-run summaries (the rounds of ``main``)."""
+    out = summary([r["median_s"] for r in runs])
+    if "peak_mib" in runs[0]:
+        out["peak_mib"] = max(r["peak_mib"] for r in runs)
+    if "first_line" in runs[0]:
+        out["first_line"] = [s for r in runs for s in r["first_line"]]
+    if "exit_codes" in runs[0]:
+        out["exit_codes"] = sorted({c for r in runs for c in r["exit_codes"]})
+    return out
+
+
 def measure_replay(repeats: int) -> dict:
     """Seconds of the 10 forward passes calc_loss_loader's scenario replays from frozen values."""
     runs = [float(subprocess.run([sys.executable, "-c", REPLAY], cwd=KIT_ROOT, capture_output=True, text=True,
@@ -201,34 +215,35 @@ def main(argv=None) -> int:
               f"= {r['batch_s'] / (r['singles_s'] / 2):.2f} (goal <= 1); load average {load_average()} at the end")
         return 0
     grader = [sys.executable, "-m", "grader", "--solutions"]
-    cases = {"floor (import + 124M model + forward)": lambda: measure([sys.executable, "-c", FLOOR], args.repeats),
-             "python -m grader --solutions": lambda: measure(grader, args.repeats)}
+    cases = {"floor (import + 124M model + forward)": lambda n: measure([sys.executable, "-c", FLOOR], n),
+             "python -m grader --solutions": lambda n: measure(grader, n)}
     single = Path(tempfile.mkdtemp(prefix="grader-speed-"))
     one_file, notebook = solutions_as_one_file(single), solutions_notebook(single)
-    cases["--submission: the solutions as one .py file"] = lambda: measure(
-        [sys.executable, "-m", "grader", "--submission", str(one_file)], args.repeats)
-    cases["--submission: the solutions notebook"] = lambda: measure(
-        [sys.executable, "-m", "grader", "--submission", str(notebook)], args.repeats)
+    cases["--submission: the solutions as one .py file"] = lambda n: measure(
+        [sys.executable, "-m", "grader", "--submission", str(one_file)], n)
+    cases["--submission: the solutions notebook"] = lambda n: measure(
+        [sys.executable, "-m", "grader", "--submission", str(notebook)], n)
     for exercise in args.exercises:
-        cases[f"python -m grader --solutions {exercise}"] = (lambda e: lambda: measure(grader + [e], args.repeats))(exercise)
-    cases["--watch: re-grade text_to_token_ids after a save"] = lambda: measure_watch(args.repeats)
+        cases[f"python -m grader --solutions {exercise}"] = (lambda e: lambda n: measure(grader + [e], n))(exercise)
+    cases["--watch: re-grade text_to_token_ids after a save"] = lambda n: measure_watch(n)
     with tempfile.TemporaryDirectory() as out:
-        cases["python -m reference --model small --epochs 1"] = lambda: measure(
+        cases["python -m reference --model small --epochs 1"] = lambda n: measure(
             [sys.executable, "-m", "reference", "--model", "small", "--epochs", "1", "--out", out, "--overwrite"],
-            args.repeats)
+            n)
         if args.replay:
-            cases["124M model on The Verdict's 10 batches (replayed when grading)"] = lambda: measure_replay(args.repeats)
+            cases["124M model on The Verdict's 10 batches (replayed when grading)"] = lambda n: measure_replay(n)
         if args.batch:
-            cases["python -m grader batch: 23 submissions, --jobs 2"] = lambda: measure_batch(args.repeats)
-        results = {}
-        try:
-            for name, run in cases.items():
-                if args.only and args.only not in name and not name.startswith("floor"):
-                    continue
-                results[name] = run()
-                print(f"  measured: {name}", file=sys.stderr, flush=True)
+            cases["python -m grader batch: 23 submissions, --jobs 2"] = lambda n: measure_batch(n)
+        selected = [name for name in cases if not args.only or args.only in name or name.startswith("floor")]
+        runs = {name: [] for name in selected}
+        try:  # round after round, each case once a round: the floor is measured in the same conditions
+            for round_number in range(args.repeats):
+                for name in selected:
+                    runs[name].append(cases[name](1))
+                print(f"  round {round_number + 1} of {args.repeats} measured", file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(single, ignore_errors=True)
+        results = {name: merged(one_each) for name, one_each in runs.items()}
 
     width = max(map(len, results))
     print(f"{'case':<{width}}  median s  range s       peak MiB  exit")
@@ -236,7 +251,7 @@ def main(argv=None) -> int:
         peak = f"{r['peak_mib']:8.0f}" if "peak_mib" in r else " " * 8
         print(f"{name:<{width}}  {r['median_s']:8.2f}  {r['min_s']:5.2f}-{r['max_s']:<6.2f}  {peak}  "
               f"{r.get('exit_codes', '')}")
-    print(f"({args.repeats} repeats each; load average {load_average()} at the end)")
+    print(f"({args.repeats} rounds, each case once a round; load average {load_average()} at the end)")
     floor = results["floor (import + 124M model + forward)"]["median_s"]
     full = results.get("python -m grader --solutions")
     if full:
