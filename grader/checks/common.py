@@ -72,6 +72,13 @@ class TokenOutsideVocabulary(ValueError):
     """Student code encoded or decoded a token the compact vocabulary lacks; the message is one line."""
 
 
+def lacking(name: str, error: AttributeError) -> AttributeError:
+    """What a scenario's stand-in (CompactTokenizer, PlainSGD) raises for an attribute it lacks: ``error``
+    (one line, for the student), or a plain AttributeError for a dunder name (copy, pickle and the
+    like look for optional protocols)."""
+    return AttributeError(name) if name.startswith("__") else error
+
+
 class AttributeOfCompactTokenizer(AttributeError):
     """Student code asked the compact tokenizer for an attribute it does not have."""
 
@@ -124,11 +131,9 @@ class CompactTokenizer:
         return self._tokenizer.decode(gpt2_ids, **kwargs)
 
     def __getattr__(self, name):  # only for what the instance lacks
-        if name.startswith("__"):  # copy, pickle and the like look for optional protocols
-            raise AttributeError(name)
-        raise AttributeOfCompactTokenizer(
+        raise lacking(name, AttributeOfCompactTokenizer(
             "the grader trains on a compact vocabulary here: its tokenizer (GPT-2's, restricted to the "
-            f"tokens of its text) has encode, decode and n_vocab, no attribute {name!r}")
+            f"tokens of its text) has encode, decode and n_vocab, no attribute {name!r}"))
 
 
 def renumbered(loader: DataLoader, tokenizer: CompactTokenizer) -> DataLoader:
@@ -199,11 +204,9 @@ class PlainSGD:
         return loss
 
     def __getattr__(self, name):  # only for what the instance lacks
-        if name.startswith("__"):  # copy, pickle and the like look for optional protocols
-            raise AttributeError(name)
-        raise AttributeOfPlainSGD(
+        raise lacking(name, AttributeOfPlainSGD(
             "the grader's optimizer here is a plain SGD with zero_grad() and step() (and param_groups), "
-            f"not a torch.optim optimizer: it has no attribute {name!r}")
+            f"not a torch.optim optimizer: it has no attribute {name!r}"))
 
 
 def batch_key(input_batch, target_batch) -> str:
