@@ -3,9 +3,9 @@
 One batch run (module fixture) grades a small class holding every kind of entry:
 exercises/ folders, single .py files, known mistakes, an endless loop, a crash,
 files the grader cannot take at all, a coding line, exercise files concatenated verbatim,
-an LMS export's files of one student (Canvas names) with a duplicate, a zipped folder. To keep it short (~25 s on 2 free cores) it
-grades every exercise but train_model_simple, the slowest (~3.5 s of CPU a
-submission); a batch of every exercise is what docs/instructors.md's timing measured.
+an LMS export's files of one student (Canvas names) with a duplicate, a zipped folder. To keep it short it
+grades the five exercises its mistakes are in (GRADED); a batch of every exercise is what
+`benchmarks/grader_speed.py --batch-vs-single` measures.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ from grader.sources import open_submission
 from notebook_helpers import before_exercise, code_cell_number, filled_notebook, index_of, max_points, save
 
 FULL = max_points()  # 65
-# The batch of three leaves out train_model_simple, the slowest exercise (~3.5 s of CPU a
-# notebook), as test_batch.py does: cells are run the same way for every exercise.
+# The batch of three leaves out train_model_simple (it trained a small model in a 50,257-token
+# vocabulary then; cells are run the same way for every exercise).
 BATCH_GRADED = [e for e in EXERCISES if e != "train_model_simple"]
 BATCH_FULL = max_points(BATCH_GRADED)  # 55
 # The per-cell limit --timeout 20 gives (the case). The exercises keep 60 s: on a shared
