@@ -162,13 +162,41 @@ def test_every_known_mistake_fails_its_checks_by_far_more_than_the_tolerance():
         assert min(failed.values()) >= MIN_GAP, (mistake, failed)
 
 
-LOOP = (ROOT / "solutions" / "train_model_simple.py").read_text(encoding="utf-8")  # the book's loop
+# Written out, its imports inside the function: a module-level `from reference import ...` in a bare exec
+# namespace would keep the kit's functions referenced from this process's garbage, which the grading
+# children forked later by other tests refuse to run with (answers.AnswerStillReachable).
+LOOP = '''
+def train_model_simple(model, train_loader, val_loader, optimizer, device, num_epochs,
+                       eval_freq, eval_iter, start_context, tokenizer):
+    import torch
+    from reference import calc_loss_batch, evaluate_model, generate_and_print_sample
+
+    train_losses, val_losses, track_tokens_seen = [], [], []
+    tokens_seen, global_step = 0, -1
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch(input_batch, target_batch, model, device)
+            loss.backward()
+            optimizer.step()
+            tokens_seen += input_batch.numel()
+            global_step += 1
+            if global_step % eval_freq == 0:
+                train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+                train_losses.append(train_loss)
+                val_losses.append(val_loss)
+                track_tokens_seen.append(tokens_seen)
+                print(f"Ep {epoch+1} (Step {global_step:06d}): Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+        generate_and_print_sample(model, tokenizer, device, start_context)
+    return train_losses, val_losses, track_tokens_seen
+'''
 STEP = "            optimizer.step()\n"
 WRONG_LOOPS = {
     "never_steps": (STEP, ""),
     "steps_twice": (STEP, STEP + STEP),
-    "own_adamw": ("    train_losses, val_losses", "    import torch\n    optimizer = torch.optim.AdamW(model.parameters(),"
-                  " lr=0.0004, weight_decay=0.1)\n    train_losses, val_losses"),
+    "own_adamw": ("    train_losses, val_losses", "    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0004,"
+                  " weight_decay=0.1)\n    train_losses, val_losses"),
 }
 
 
