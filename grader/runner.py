@@ -130,8 +130,9 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     ctx = ctx or prepare_parent(exercises, device, eager=False, instructor=lockdown is not None)
     expected = expected_values(exercises, ctx, limits, parallel, device, mistakes=False)  # see add_mistakes below
     forget_expected = forget(expected)
+    before_fork = shared_before_fork(ctx)
     prepare_source(source, limits, device, lockdown, forget_in_child=forget_expected,
-                   while_waiting=lambda: prepare_shared(shared_before_fork(ctx), exercises))
+                   while_waiting=lambda: prepare_shared(before_fork, exercises))
     children, tasks = plan(source, exercises, ctx)
     scored = {}
 
@@ -149,7 +150,7 @@ def grade(source, exercises=EXERCISES, device="cpu", limits: Limits | None = Non
     order = sorted(tasks, key=lambda e: start_rank(e, ctx))
     children.update(run_isolated({e: tasks[e] for e in order}, limits, parallel=parallel,
                                  limit_address_space=limit_address_space(device), on_done=done, lockdown=lockdown,
-                                 before_fork=shared_before_fork(ctx), forget_in_child=forget_expected,
+                                 before_fork=before_fork, forget_in_child=forget_expected,
                                  groups={e: import_key(source, e) for e in tasks},
                                  on_start=getattr(progress, "started", None), on_tick=getattr(progress, "tick", None),
                                  while_waiting=import_scoring))

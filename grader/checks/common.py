@@ -95,9 +95,12 @@ class CompactTokenizer:
         self._tokenizer = tokenizer
         found = {i for text in texts for i in tokenizer.encode(text, allowed_special={ENDOFTEXT})}
         self._gpt2_ids = sorted(found | {tokenizer.eot_token})  # compact id -> GPT-2 id
-        self._compact_ids = {gpt2: i for i, gpt2 in enumerate(self._gpt2_ids)}
-        self._to_compact = torch.full((tokenizer.n_vocab,), -1, dtype=torch.int64)
+        self._to_compact = torch.full((tokenizer.n_vocab,), -1, dtype=torch.int64)  # GPT-2 id -> compact, or -1
         self._to_compact[self._gpt2_ids] = torch.arange(len(self._gpt2_ids))
+
+    def compact_ids(self, gpt2_ids: torch.Tensor) -> torch.Tensor:
+        """GPT-2 token ids (an int64 tensor of any shape) in compact ids, -1 where a token is outside."""
+        return self._to_compact[gpt2_ids]
 
     @property
     def n_vocab(self) -> int:
@@ -111,12 +114,11 @@ class CompactTokenizer:
 
     def encode(self, text, **kwargs) -> list[int]:
         """tiktoken's ``encode(text, allowed_special=..., disallowed_special=...)``, in compact ids."""
-        gpt2_ids = self._tokenizer.encode(text, **kwargs)
-        try:
-            return [self._compact_ids[i] for i in gpt2_ids]
-        except KeyError:
+        ids = self.compact_ids(torch.tensor(self._tokenizer.encode(text, **kwargs), dtype=torch.int64))
+        if (ids < 0).any():
             shown = text if len(text) <= 40 else text[:37] + "..."
-            raise self._outside(f"tokenizer.encode({shown!r}) has tokens outside the vocabulary") from None
+            raise self._outside(f"tokenizer.encode({shown!r}) has tokens outside the vocabulary")
+        return ids.tolist()
 
     def decode(self, tokens, **kwargs) -> str:
         """tiktoken's ``decode(tokens, errors=...)`` of a sequence of compact ids."""
@@ -141,7 +143,7 @@ def renumbered(loader: DataLoader, tokenizer: CompactTokenizer) -> DataLoader:
     renumbered, the same batch size, shuffle (it draws from torch's global generator as the
     original does) and drop_last."""
     pairs = [loader.dataset[i] for i in range(len(loader.dataset))]
-    inputs, targets = (tokenizer._to_compact[torch.stack(column)] for column in zip(*pairs))
+    inputs, targets = (tokenizer.compact_ids(torch.stack(column)) for column in zip(*pairs))
     if (inputs < 0).any() or (targets < 0).any():
         raise ValueError("renumbered: the loader holds tokens outside the compact vocabulary")
     shuffle = isinstance(loader.sampler, torch.utils.data.RandomSampler)
