@@ -91,15 +91,11 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure(command: list[str], repeats: int, cwd=KIT_ROOT) -> dict:
-    runs = []
-    for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", MEASURE, *command], cwd=cwd,
-                             capture_output=True, text=True, check=True).stdout
-        runs.append(json.loads(out))
-    return summary([r["seconds"] for r in runs], peak_mib=max(r["peak_mib"] for r in runs),
-                   first_line=[r["first_line_s"] for r in runs], exit_codes=sorted({r["rc"] for r in runs}),
-                   last_output=runs[-1]["stdout_tail"])
+def measure(command: list[str], cwd=KIT_ROOT) -> dict:
+    """One run of ``command``: {"seconds", "first_line_s", "rc", "stdout_tail", "peak_mib"} (MEASURE)."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *command], cwd=cwd, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
 
 
 def summary(seconds: list[float], **extra) -> dict:
@@ -108,59 +104,51 @@ def summary(seconds: list[float], **extra) -> dict:
 
 
 def merged(runs: list[dict]) -> dict:
-    """One summary of single-run summaries (the rounds of ``main``)."""
-    out = summary([r["median_s"] for r in runs])
+    """The summary of one case's runs (one a round): median and range, the largest peak, the exit codes."""
+    out = summary([r["seconds"] for r in runs])
     if "peak_mib" in runs[0]:
         out["peak_mib"] = max(r["peak_mib"] for r in runs)
-    if "first_line" in runs[0]:
-        out["first_line"] = [s for r in runs for s in r["first_line"]]
-    if "exit_codes" in runs[0]:
-        out["exit_codes"] = sorted({c for r in runs for c in r["exit_codes"]})
+    if "first_line_s" in runs[0]:
+        out["first_line"] = [r["first_line_s"] for r in runs]
+    if "rc" in runs[0]:
+        out["exit_codes"] = sorted({r["rc"] for r in runs})
     return out
 
 
-def measure_replay(repeats: int) -> dict:
+def measure_replay() -> dict:
     """Seconds of the 10 forward passes calc_loss_loader's scenario replays from frozen values."""
-    runs = [float(subprocess.run([sys.executable, "-c", REPLAY], cwd=KIT_ROOT, capture_output=True, text=True,
-                                 check=True).stdout.split()[-1]) for _ in range(repeats)]
-    return summary(runs)
+    out = subprocess.run([sys.executable, "-c", REPLAY], cwd=KIT_ROOT, capture_output=True, text=True, check=True)
+    return {"seconds": float(out.stdout.split()[-1])}
 
 
-def measure_watch(repeats: int) -> dict:
+def measure_watch() -> dict:
     """The re-grade of one exercise after a save, as ``--watch`` reports it ("Graded X in N s")."""
-    runs = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / "exercises"
-            shutil.copytree(KIT_ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
-            env = {**os.environ, "CH5_GRADER_WATCH_ROUNDS": "2"}
-            proc = subprocess.Popen([sys.executable, "-m", "grader", "--watch", "text_to_token_ids",
-                                     "--exercises-dir", str(folder)], cwd=KIT_ROOT, env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            for line in proc.stdout:
-                if "save to re-grade" in line:
-                    time.sleep(0.1)
-                    path = folder / "text_to_token_ids.py"
-                    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-                    break
-            rest = proc.stdout.read()
-            proc.wait()
-            runs.append(float(re.findall(r"Graded text_to_token_ids in ([\d.]+) s", rest)[-1]))
-    return summary(runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "exercises"
+        shutil.copytree(KIT_ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
+        env = {**os.environ, "CH5_GRADER_WATCH_ROUNDS": "2"}
+        proc = subprocess.Popen([sys.executable, "-m", "grader", "--watch", "text_to_token_ids",
+                                 "--exercises-dir", str(folder)], cwd=KIT_ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in proc.stdout:
+            if "save to re-grade" in line:
+                time.sleep(0.1)
+                path = folder / "text_to_token_ids.py"
+                path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+                break
+        rest = proc.stdout.read()
+        proc.wait()
+    return {"seconds": float(re.findall(r"Graded text_to_token_ids in ([\d.]+) s", rest)[-1])}
 
 
-def measure_batch(repeats: int) -> dict:
+def measure_batch() -> dict:
     sys.path[:0] = [str(KIT_ROOT), str(KIT_ROOT / "tests")]  # this kit's grader, not an installed one
     from test_batch import build_class
 
-    runs = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            build_class(Path(tmp) / "class", copies=7)
-            runs.append(measure([sys.executable, "-m", "grader", "batch", str(Path(tmp) / "class"), "--jobs", "2",
-                                 "--output", str(Path(tmp) / "gradebook.csv")], 1))
-    return summary([r["median_s"] for r in runs], peak_mib=max(r["peak_mib"] for r in runs),
-                   exit_codes=sorted({c for r in runs for c in r["exit_codes"]}))
+    with tempfile.TemporaryDirectory() as tmp:
+        build_class(Path(tmp) / "class", copies=7)
+        return measure([sys.executable, "-m", "grader", "batch", str(Path(tmp) / "class"), "--jobs", "2",
+                        "--output", str(Path(tmp) / "gradebook.csv")])
 
 
 def solutions_as_one_file(folder: Path) -> Path:
@@ -190,10 +178,10 @@ def measure_batch_vs_single(timeout: int = 10) -> dict:
         build_class(folder, copies=2)
         entries = sorted(folder.iterdir())
         batch = measure([sys.executable, "-m", "grader", "batch", str(folder), "--jobs", "2", "--timeout", str(timeout),
-                         "--output", str(Path(tmp) / "gradebook.csv")], 1)
-        singles = [measure([sys.executable, "-m", "grader", "--submission", str(entry), "--timeout", str(timeout)], 1)
+                         "--output", str(Path(tmp) / "gradebook.csv")])
+        singles = [measure([sys.executable, "-m", "grader", "--submission", str(entry), "--timeout", str(timeout)])
                    for entry in entries]
-    return {"entries": len(entries), "batch_s": batch["median_s"], "singles_s": sum(r["median_s"] for r in singles)}
+    return {"entries": len(entries), "batch_s": batch["seconds"], "singles_s": sum(r["seconds"] for r in singles)}
 
 
 def main(argv=None) -> int:
@@ -215,31 +203,30 @@ def main(argv=None) -> int:
               f"= {r['batch_s'] / (r['singles_s'] / 2):.2f} (goal <= 1); load average {load_average()} at the end")
         return 0
     grader = [sys.executable, "-m", "grader", "--solutions"]
-    cases = {"floor (import + 124M model + forward)": lambda n: measure([sys.executable, "-c", FLOOR], n),
-             "python -m grader --solutions": lambda n: measure(grader, n)}
+    cases = {"floor (import + 124M model + forward)": lambda: measure([sys.executable, "-c", FLOOR]),
+             "python -m grader --solutions": lambda: measure(grader)}
     single = Path(tempfile.mkdtemp(prefix="grader-speed-"))
     one_file, notebook = solutions_as_one_file(single), solutions_notebook(single)
-    cases["--submission: the solutions as one .py file"] = lambda n: measure(
-        [sys.executable, "-m", "grader", "--submission", str(one_file)], n)
-    cases["--submission: the solutions notebook"] = lambda n: measure(
-        [sys.executable, "-m", "grader", "--submission", str(notebook)], n)
+    cases["--submission: the solutions as one .py file"] = lambda: measure(
+        [sys.executable, "-m", "grader", "--submission", str(one_file)])
+    cases["--submission: the solutions notebook"] = lambda: measure(
+        [sys.executable, "-m", "grader", "--submission", str(notebook)])
     for exercise in args.exercises:
-        cases[f"python -m grader --solutions {exercise}"] = (lambda e: lambda n: measure(grader + [e], n))(exercise)
-    cases["--watch: re-grade text_to_token_ids after a save"] = lambda n: measure_watch(n)
+        cases[f"python -m grader --solutions {exercise}"] = (lambda e: lambda: measure(grader + [e]))(exercise)
+    cases["--watch: re-grade text_to_token_ids after a save"] = measure_watch
     with tempfile.TemporaryDirectory() as out:
-        cases["python -m reference --model small --epochs 1"] = lambda n: measure(
-            [sys.executable, "-m", "reference", "--model", "small", "--epochs", "1", "--out", out, "--overwrite"],
-            n)
+        cases["python -m reference --model small --epochs 1"] = lambda: measure(
+            [sys.executable, "-m", "reference", "--model", "small", "--epochs", "1", "--out", out, "--overwrite"])
         if args.replay:
-            cases["124M model on The Verdict's 10 batches (replayed when grading)"] = lambda n: measure_replay(n)
+            cases["124M model on The Verdict's 10 batches (replayed when grading)"] = measure_replay
         if args.batch:
-            cases["python -m grader batch: 23 submissions, --jobs 2"] = lambda n: measure_batch(n)
+            cases["python -m grader batch: 23 submissions, --jobs 2"] = measure_batch
         selected = [name for name in cases if not args.only or args.only in name or name.startswith("floor")]
         runs = {name: [] for name in selected}
         try:  # round after round, each case once a round: the floor is measured in the same conditions
             for round_number in range(args.repeats):
                 for name in selected:
-                    runs[name].append(cases[name](1))
+                    runs[name].append(cases[name]())
                 print(f"  round {round_number + 1} of {args.repeats} measured", file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(single, ignore_errors=True)
