@@ -45,6 +45,17 @@ def model_124m():
     return GPTModel(GPT_CONFIG_124M).eval()
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one CPU thread during the test (faster on a shared 2-core machine), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def grading_ctx():
     """The grader's shared inputs, made once per session (``runner.prepare_parent`` for every

@@ -165,14 +165,10 @@ def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
 
 
 @pytest.fixture
-def quick_run(monkeypatch):
+def quick_run(monkeypatch, one_thread):
     """The CLI in-process on a shorter text, with one CPU thread (faster on a shared 2-core machine)."""
     text = ref_data.load_text()[:4000]
     monkeypatch.setattr(ref_data, "load_text", lambda *args, **kwargs: text)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _main(capsys, *args):

@@ -6,22 +6,11 @@ one CPU thread. Nothing here uses the network.
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 from reference import run as ref_run
 from reference.checkpoints import read_checkpoint
 from reference.data import load_text
 
 SMALL_RUN = ("--model", "small", "--context-length", "64", "--device", "cpu")
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _main(capsys, *args):
